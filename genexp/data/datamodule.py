@@ -25,7 +25,8 @@ class BatchLoader:
     own slice `perm[rank::world_size]`: the DDP sharding a DistributedSampler would do, without copies.
     """
 
-    def __init__(self, x, y, batch_size, shuffle, drop_last, seed=0, rank=0, world_size=1, dynamic=False):
+    def __init__(self, x, y, batch_size, shuffle, drop_last, seed=0, rank=0, world_size=1,
+                 dynamic: torch.Generator | None = None):
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.dynamic = seed, rank, world_size, dynamic
@@ -47,13 +48,12 @@ class BatchLoader:
 
     def __iter__(self):
         idx = self._indices().to(self.x.device)
-        g = torch.Generator(device=self.x.device).manual_seed(self.seed * 1_000_003 + self.epoch * 997 + self.rank)
         self.epoch += 1
         for b in range(len(self)):
             sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.x[sel].float().div_(255.0)
-            if self.dynamic:  # resample binary pixels every time an image is served
-                x = torch.bernoulli(x, generator=g)
+            if self.dynamic is not None:  # resample binary pixels every time an image is served
+                x = torch.bernoulli(x, generator=self.dynamic)
             yield x, self.y[sel]
 
 
@@ -122,10 +122,15 @@ class MNISTDataModule(pl.LightningDataModule):
             self.labelled_x, self.labelled_y = self._labelled_subset(*splits["train"])
         if self.hparams.one_hot:
             splits = {k: (v[0], F.one_hot(v[1], 10).float()) for k, v in splits.items()}
+        device = torch.device("cpu")
         if self.hparams.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
             splits = {k: (v[0].to(device), v[1].to(device)) for k, v in splits.items()}
         self._splits = splits
+        # one stream for dynamic binarization, shared by all loaders so every pass draws new pixels
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        self._dynamic = (torch.Generator(device=device).manual_seed(self.hparams.binarize_seed * 7919 + rank)
+                         if self.hparams.binarize == "dynamic" else None)
 
     def _labelled_subset(self, x, y):
         """A class-balanced subset of `labelled` training examples, chosen with labelled_seed."""
@@ -142,7 +147,7 @@ class MNISTDataModule(pl.LightningDataModule):
         return BatchLoader(
             x, y, self.hparams.batch_size if train else self.hparams.eval_batch_size,
             shuffle=train, drop_last=train, seed=self.hparams.seed, rank=rank, world_size=world,
-            dynamic=self.hparams.binarize == "dynamic",
+            dynamic=self._dynamic,
         )
 
     def train_dataloader(self):

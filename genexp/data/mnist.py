@@ -97,8 +97,8 @@ def read_verified(path: Path, md5: str, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0) -> None:
-    """Fetch the missing files into root, trying each mirror in turn.
+def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int = 2) -> None:
+    """Fetch the missing files into root, trying each mirror in turn (`attempts` times each).
 
     Each file goes to a temporary folder inside root (pooch itself writes to a temp name), is
     verified, and only then renamed into place, so root never holds a partial or unverified file.
@@ -110,14 +110,14 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0) -> None:
         if _find(root, stem):
             continue
         errors = []
-        for mirror in mirrors:
+        for mirror in [m for m in mirrors for _ in range(attempts)]:
             tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
             try:
                 fname = stem + ".gz"
                 log.info("downloading %s%s", mirror, fname)
                 path = pooch.retrieve(
                     url=mirror.rstrip("/") + "/" + fname, known_hash=None, fname=fname, path=tmp,
-                    downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False), retry_if_failed=1,
+                    downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False),
                 )
                 read_verified(Path(path), md5, shape)
                 os.replace(path, root / fname)  # atomic on the same filesystem

@@ -1,0 +1,233 @@
+"""IDX reading and verification, the download path (against a local HTTP server), the datamodule."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genexp import GenexpError
+from genexp.data import MNISTDataModule, load_mnist
+from genexp.data.mnist import FILES, parse_idx, write_idx
+
+# ---- IDX ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
+def test_idx_round_trip(tmp_path, name):
+    array = np.random.default_rng(0).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
+    write_idx(array, tmp_path / name)
+    raw = (gzip.open if name.endswith(".gz") else open)(tmp_path / name, "rb").read()
+    assert np.array_equal(parse_idx(raw), array)
+
+
+def test_idx_header_errors():
+    good = bytes([0, 0, 8, 1]) + np.array([3], ">u4").tobytes() + bytes([1, 2, 3])
+    assert parse_idx(good).tolist() == [1, 2, 3]
+    with pytest.raises(GenexpError, match="bad magic"):
+        parse_idx(b"\x01\x02" + good[2:])
+    with pytest.raises(GenexpError, match="dtype 0x0d"):
+        parse_idx(good[:2] + b"\x0d" + good[3:])
+    with pytest.raises(GenexpError, match="3 bytes.*has 10 bytes|shape \\(3,\\)"):
+        parse_idx(good[:-1])
+
+
+def _copy_mnist(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for stem, _, _ in FILES.values():
+        shutil.copyfile(src / f"{stem}.gz", dst / f"{stem}.gz")
+    return dst
+
+
+def test_real_mnist_loads_and_verifies(mnist_root):
+    arrays = load_mnist(mnist_root, download_missing=False)
+    assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_labels"].shape == (10000,)
+    assert np.bincount(arrays["test_labels"]).tolist()[:3] == [980, 1135, 1032]  # the official class counts
+
+
+def test_truncated_gzip_is_a_clear_error(mnist_root, tmp_path):
+    root = _copy_mnist(mnist_root, tmp_path / "d")
+    path = root / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(GenexpError, match=r"t10k-labels-idx1-ubyte.gz.*(corrupted|truncated)"):
+        load_mnist(root, download_missing=False)
+
+
+def test_altered_content_fails_checksum(mnist_root, tmp_path):
+    root = _copy_mnist(mnist_root, tmp_path / "d")
+    labels = np.frombuffer(gzip.open(root / "t10k-labels-idx1-ubyte.gz").read()[8:], np.uint8).copy()
+    labels[0] = (labels[0] + 1) % 10  # a valid IDX file with one wrong label
+    write_idx(labels, root / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(GenexpError, match="md5 of the content is .*expected 27ae3e4e"):
+        load_mnist(root, download_missing=False)
+
+
+def test_raw_uncompressed_files_are_accepted(mnist_root, tmp_path):
+    root = tmp_path / "raw"
+    root.mkdir()
+    for stem, _, _ in FILES.values():
+        (root / stem).write_bytes(gzip.open(mnist_root / f"{stem}.gz").read())
+    assert load_mnist(root, download_missing=False)["train_labels"].shape == (60000,)
+
+
+def test_missing_offline_names_where_it_looked(tmp_path):
+    with pytest.raises(GenexpError, match=f"not found in {tmp_path}.*GENEXP_DATA_DIR"):
+        load_mnist(tmp_path, download_missing=False)
+
+
+# ---- download against a local server ------------------------------------------------------------
+
+
+class _Server:
+    """A tiny HTTP server on 127.0.0.1: serves files from a folder; `truncate` sends half a file
+    (with the full Content-Length) and closes the connection, like a server dying mid-file."""
+
+    def __init__(self, folder: Path, truncate: bool = False):
+        folder_, truncate_ = folder, truncate
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = folder_ / self.path.lstrip("/").split("/")[-1]
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2] if truncate_ else data)
+                if truncate_:
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mnist/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_good_files(mnist_root, tmp_path):
+    root = tmp_path / "data"
+    with _Server(mnist_root) as server:
+        arrays = load_mnist(root, mirrors=["http://127.0.0.1:9/nothing-here/", server.url])  # 1st mirror is dead
+    assert arrays["train_images"].shape == (60000, 28, 28)
+    assert sorted(p.name for p in root.iterdir()) == sorted(f"{stem}.gz" for stem, _, _ in FILES.values())
+
+
+def test_download_wrong_checksum_leaves_nothing(mnist_root, tmp_path):
+    served = _copy_mnist(mnist_root, tmp_path / "served")
+    write_idx(np.zeros(10000, np.uint8), served / "t10k-labels-idx1-ubyte.gz")  # well-formed, wrong content
+    root = tmp_path / "data"
+    with _Server(served) as server, pytest.raises(GenexpError, match="t10k-labels-idx1-ubyte.*md5"):
+        load_mnist(root, mirrors=[server.url])
+    left = sorted(p.name for p in root.iterdir())
+    assert "t10k-labels-idx1-ubyte.gz" not in left and not any(n.startswith(".download") for n in left)
+
+
+def test_download_dying_server_leaves_no_partial_file(mnist_root, tmp_path):
+    root = tmp_path / "data"
+    with _Server(mnist_root, truncate=True) as server, pytest.raises(GenexpError, match="download failed"):
+        load_mnist(root, mirrors=[server.url])
+    assert list(root.iterdir()) == []
+
+
+# ---- datamodule ---------------------------------------------------------------------------------
+
+
+def test_splits_are_deterministic_and_disjoint(mnist_dm, mnist_root):
+    x_tr, y_tr = mnist_dm.split_tensors("train")
+    x_va, _ = mnist_dm.split_tensors("val")
+    x_te, _ = mnist_dm.split_tensors("test")
+    assert (len(x_tr), len(x_va), len(x_te)) == (50000, 10000, 10000)
+    assert x_tr.min() >= 0 and x_tr.max() == 1 and x_tr.shape[1:] == (1, 28, 28)
+    other = MNISTDataModule(root=str(mnist_root))
+    other.setup()
+    assert torch.equal(other.split_tensors("val")[0], x_va)
+    # disjoint: no val image equals the train image with the same pixel sum (cheap exact check on 300)
+    train_keys = {hash(r.numpy().tobytes()) for r in (x_tr[:, 0] * 255).to(torch.uint8)}
+    assert sum(hash(r.numpy().tobytes()) in train_keys for r in (x_va[:300, 0] * 255).to(torch.uint8)) <= 3
+
+
+def test_batches_shuffle_per_epoch_and_cover_the_split(mnist_dm):
+    loader = mnist_dm.train_dataloader()
+    first = torch.cat([y for _, y in loader])
+    second = torch.cat([y for _, y in loader])
+    assert len(first) == len(loader) * 128 and not torch.equal(first, second)
+    # the same images, up to the 50000 % 128 = 80 that drop_last leaves out of each epoch
+    assert (torch.bincount(first, minlength=10) - torch.bincount(second, minlength=10)).abs().sum() <= 2 * 80
+
+
+def test_ranks_get_disjoint_equal_shards(mnist_dm):
+    from genexp.data.datamodule import BatchLoader
+
+    x, y = torch.arange(1000).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8), torch.arange(1000)
+    shards = [torch.cat([b for _, b in BatchLoader(x, y, 10, True, True, seed=3, rank=r, world_size=3)])
+              for r in range(3)]
+    assert all(len(s) == 330 for s in shards)
+    assert len(set(torch.cat(shards).tolist())) == 990
+
+
+@pytest.mark.parametrize("mode", ["static", "threshold", "dynamic"])
+def test_binarization(mnist_root, mode):
+    dm = MNISTDataModule(root=str(mnist_root), binarize=mode, val_size=1000)
+    dm.setup()
+    x1 = next(iter(dm.test_dataloader()))[0]
+    x2 = next(iter(dm.test_dataloader()))[0]
+    assert set(x1.unique().tolist()) <= {0.0, 1.0}
+    grey = MNISTDataModule(root=str(mnist_root), val_size=1000)
+    grey.setup()
+    g = next(iter(grey.test_dataloader()))[0]
+    # binary pixels follow the grey levels: mean of x ~ mean intensity
+    assert abs(x1.mean().item() - g.mean().item()) < (0.02 if mode != "threshold" else 0.05)
+    assert torch.equal(x1, x2) == (mode != "dynamic")  # only dynamic resamples
+
+
+def test_labelled_subset_is_balanced_and_seeded(mnist_root):
+    dm = MNISTDataModule(root=str(mnist_root), labelled=100, labelled_seed=5)
+    dm.setup()
+    assert dm.labelled_x.shape == (100, 1, 28, 28) and torch.bincount(dm.labelled_y).tolist() == [10] * 10
+    again = MNISTDataModule(root=str(mnist_root), labelled=100, labelled_seed=5)
+    again.setup()
+    other = MNISTDataModule(root=str(mnist_root), labelled=100, labelled_seed=6)
+    other.setup()
+    assert torch.equal(again.labelled_x, dm.labelled_x) and not torch.equal(other.labelled_x, dm.labelled_x)
+
+
+def test_one_hot_and_on_device(mnist_root):
+    class FakeTrainer:  # the attributes the datamodule reads from a Trainer
+        global_rank, world_size = 0, 1
+
+        class strategy:
+            root_device = torch.device("cpu")
+
+    dm = MNISTDataModule(root=str(mnist_root), one_hot=True, on_device=True, batch_size=32)
+    dm.trainer = FakeTrainer()
+    dm.setup()
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 1, 28, 28) and y.shape == (32, 10) and torch.equal(y.sum(1), torch.ones(32))
+    assert not isinstance(dm.train_dataloader(), torch.utils.data.DataLoader)  # served by index
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"binarize": "otsu"}, "data.binarize='otsu' is not one of none, static, dynamic, threshold"),
+     ({"labelled": 15}, "data.labelled=15 must be a multiple of 10"),
+     ({"val_size": 60000}, "data.val_size=60000")],
+)
+def test_bad_values_are_one_clear_line(kwargs, match):
+    with pytest.raises(GenexpError, match=match):
+        MNISTDataModule(**kwargs)
