@@ -94,7 +94,8 @@ class SampleQuality(pl.Callback):
         from genexp.metrics import sample_quality
 
         real = trainer.datamodule.split_tensors("test")[0] if trainer.datamodule is not None else None
-        metrics = sample_quality(pl_module, real, n=self.n_samples, batch_size=self.batch_size, seed=self.seed,
-                                 data_root=self.data_root)
+        metrics = sample_quality(
+            pl_module, real, n=self.n_samples, batch_size=self.batch_size, seed=self.seed, data_root=self.data_root
+        )
         for key, value in metrics.items():
             pl_module.log(f"test/{key}", value, sync_dist=False, rank_zero_only=True)

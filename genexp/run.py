@@ -53,8 +53,9 @@ def run(cfg: DictConfig) -> float | None:
     model = hydra.utils.instantiate(cfg.model)
     loggers = _loggers(cfg, run_dir)
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers, callbacks=callbacks,
-                                                  default_root_dir=str(run_dir))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
+    )
     status, fit_metrics, metrics = "failed", {}, {}
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -63,16 +64,30 @@ def run(cfg: DictConfig) -> float | None:
             trainer.test(model, datamodule=datamodule, verbose=False)
         status = "finished"
     finally:
+        status = "interrupted" if trainer.interrupted else status
         if trainer.is_global_zero:
             metrics = {**fit_metrics, **{k: _scalar(v) for k, v in trainer.callback_metrics.items()}}
             metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-            write_json({**metrics, "status": status, "wall_time_s": round(time.time() - start, 2),
-                        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
-                        "device": str(trainer.strategy.root_device), "world_size": trainer.world_size,
-                        "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-                        "versions": {"genexp": genexp.__version__, "torch": torch.__version__,
-                                     "pytorch_lightning": pl.__version__, "python": platform.python_version()}},
-                       run_dir / "metrics.json")
+            write_json(
+                {
+                    **metrics,
+                    "status": status,
+                    "wall_time_s": round(time.time() - start, 2),
+                    "epochs": trainer.current_epoch,
+                    "global_step": trainer.global_step,
+                    "device": str(trainer.strategy.root_device),
+                    "world_size": trainer.world_size,
+                    "cpu": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(),
+                    "versions": {
+                        "genexp": genexp.__version__,
+                        "torch": torch.__version__,
+                        "pytorch_lightning": pl.__version__,
+                        "python": platform.python_version(),
+                    },
+                },
+                run_dir / "metrics.json",
+            )
         for lg in loggers:
             if isinstance(lg, WandbLogger):
                 lg.experiment.finish()  # one W&B run per job, also in a multirun

@@ -41,8 +41,9 @@ def feature_classifier(mnist_root):
     return load_classifier(str(mnist_root))
 
 
-def run_genexp(*overrides: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None,
-               multirun: bool = False) -> subprocess.CompletedProcess:
+def run_genexp(
+    *overrides: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None, multirun: bool = False
+) -> subprocess.CompletedProcess:
     """`python -m genexp [-m] overrides...` in a subprocess; returns the finished process (text)."""
     cmd = [sys.executable, "-m", "genexp"] + (["-m"] if multirun else []) + list(overrides)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

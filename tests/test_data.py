@@ -175,8 +175,9 @@ def test_ranks_get_disjoint_equal_shards(mnist_dm):
     from genexp.data.datamodule import BatchLoader
 
     x, y = torch.arange(1000).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8), torch.arange(1000)
-    shards = [torch.cat([b for _, b in BatchLoader(x, y, 10, True, True, seed=3, rank=r, world_size=3)])
-              for r in range(3)]
+    shards = [
+        torch.cat([b for _, b in BatchLoader(x, y, 10, True, True, seed=3, rank=r, world_size=3)]) for r in range(3)
+    ]
     assert all(len(s) == 330 for s in shards)
     assert len(set(torch.cat(shards).tolist())) == 990
 
@@ -224,9 +225,11 @@ def test_one_hot_and_on_device(mnist_root):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"binarize": "otsu"}, "data.binarize='otsu' is not one of none, static, dynamic, threshold"),
-     ({"labelled": 15}, "data.labelled=15 must be a multiple of 10"),
-     ({"val_size": 60000}, "data.val_size=60000")],
+    [
+        ({"binarize": "otsu"}, "data.binarize='otsu' is not one of none, static, dynamic, threshold"),
+        ({"labelled": 15}, "data.labelled=15 must be a multiple of 10"),
+        ({"val_size": 60000}, "data.val_size=60000"),
+    ],
 )
 def test_bad_values_are_one_clear_line(kwargs, match):
     with pytest.raises(GenexpError, match=match):

@@ -25,8 +25,9 @@ class BatchLoader:
     own slice `perm[rank::world_size]`: the DDP sharding a DistributedSampler would do, without copies.
     """
 
-    def __init__(self, x, y, batch_size, shuffle, drop_last, seed=0, rank=0, world_size=1,
-                 dynamic: torch.Generator | None = None):
+    def __init__(
+        self, x, y, batch_size, shuffle, drop_last, seed=0, rank=0, world_size=1, dynamic: torch.Generator | None = None
+    ):
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.dynamic = seed, rank, world_size, dynamic
@@ -112,8 +113,11 @@ class MNISTDataModule(pl.LightningDataModule):
         # deterministic train/val split of the official 60k
         perm = torch.randperm(60000, generator=torch.Generator().manual_seed(self.hparams.split_seed))
         n_val = self.hparams.val_size
-        splits = {"train": (x[perm[n_val:]], y[perm[n_val:]]), "val": (x[perm[:n_val]], y[perm[:n_val]]),
-                  "test": (x_test, y_test)}
+        splits = {
+            "train": (x[perm[n_val:]], y[perm[n_val:]]),
+            "val": (x[perm[:n_val]], y[perm[:n_val]]),
+            "test": (x_test, y_test),
+        }
         if self.hparams.binarize in ("static", "threshold"):
             for i, name in enumerate(splits):
                 xs, ys = splits[name]
@@ -129,15 +133,22 @@ class MNISTDataModule(pl.LightningDataModule):
         self._splits = splits
         # one stream for dynamic binarization, shared by all loaders so every pass draws new pixels
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        self._dynamic = (torch.Generator(device=device).manual_seed(self.hparams.binarize_seed * 7919 + rank)
-                         if self.hparams.binarize == "dynamic" else None)
+        self._dynamic = (
+            torch.Generator(device=device).manual_seed(self.hparams.binarize_seed * 7919 + rank)
+            if self.hparams.binarize == "dynamic"
+            else None
+        )
 
     def _labelled_subset(self, x, y):
         """A class-balanced subset of `labelled` training examples, chosen with labelled_seed."""
         per_class = self.hparams.labelled // 10
         g = torch.Generator().manual_seed(self.hparams.labelled_seed)
-        idx = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
-                         for c in range(10)])
+        idx = torch.cat(
+            [
+                torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
+                for c in range(10)
+            ]
+        )
         return x[idx].float() / 255.0, y[idx]
 
     # ---- loaders -------------------------------------------------------------------------------
@@ -145,8 +156,14 @@ class MNISTDataModule(pl.LightningDataModule):
         x, y = self._splits[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         return BatchLoader(
-            x, y, self.hparams.batch_size if train else self.hparams.eval_batch_size,
-            shuffle=train, drop_last=train, seed=self.hparams.seed, rank=rank, world_size=world,
+            x,
+            y,
+            self.hparams.batch_size if train else self.hparams.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            seed=self.hparams.seed,
+            rank=rank,
+            world_size=world,
             dynamic=self._dynamic,
         )
 

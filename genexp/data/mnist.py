@@ -116,7 +116,10 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
                 fname = stem + ".gz"
                 log.info("downloading %s%s", mirror, fname)
                 path = pooch.retrieve(
-                    url=mirror.rstrip("/") + "/" + fname, known_hash=None, fname=fname, path=tmp,
+                    url=mirror.rstrip("/") + "/" + fname,
+                    known_hash=None,
+                    fname=fname,
+                    path=tmp,
                     downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False),
                 )
                 read_verified(Path(path), md5, shape)

@@ -10,5 +10,13 @@ from genexp.metrics.sample_quality import (
     sample_quality,
 )
 
-__all__ = ["classifier_path", "load_classifier", "class_histogram", "classify", "frechet_distance", "generate",
-           "knn_precision_recall", "sample_quality"]
+__all__ = [
+    "classifier_path",
+    "load_classifier",
+    "class_histogram",
+    "classify",
+    "frechet_distance",
+    "generate",
+    "knn_precision_recall",
+    "sample_quality",
+]

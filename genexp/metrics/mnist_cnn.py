@@ -38,8 +38,10 @@ def _train(path: Path, data_root: str | None) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if done.returncode != 0 or not ckpt.is_file():
-        raise GenexpError(f"training the feature classifier failed (exit {done.returncode}): "
-                          f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}; see {run_dir}")
+        raise GenexpError(
+            f"training the feature classifier failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}; see {run_dir}"
+        )
     tmp = path.with_name(path.name + ".tmp")
     shutil.copyfile(ckpt, tmp)
     os.replace(tmp, path)  # atomic: a reader sees no checkpoint or a whole one

@@ -19,8 +19,10 @@ def generate(model, n: int, batch_size: int = 500, seed: int = 0, progress: bool
     g = torch.Generator(device=model.device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    chunks = [model.sample(len(lab), labels=lab, generator=g).float()
-              for lab in tqdm(labels.split(batch_size), desc="sampling", disable=not progress, leave=False)]
+    chunks = [
+        model.sample(len(lab), labels=lab, generator=g).float()
+        for lab in tqdm(labels.split(batch_size), desc="sampling", disable=not progress, leave=False)
+    ]
     model.train(was_training)
     return torch.cat(chunks).clamp_(0, 1), labels
 
@@ -78,8 +80,15 @@ def class_histogram(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float]
     return {**out, "modes_covered": int((p >= 0.1 / n_classes).sum()), "kl_to_uniform": kl}
 
 
-def sample_quality(model, real: torch.Tensor, n: int = 10000, batch_size: int = 500, seed: int = 0,
-                   data_root: str | None = None, k: int = 3) -> dict[str, float]:
+def sample_quality(
+    model,
+    real: torch.Tensor,
+    n: int = 10000,
+    batch_size: int = 500,
+    seed: int = 0,
+    data_root: str | None = None,
+    k: int = 3,
+) -> dict[str, float]:
     """All sample metrics of a generative model against real images [N, 1, 28, 28] in [0, 1]."""
     clf = load_classifier(data_root, device=model.device)
     fake, labels = generate(model, n, batch_size, seed)
@@ -92,3 +101,31 @@ def sample_quality(model, real: torch.Tensor, n: int = 10000, batch_size: int = 
     out.update(class_histogram(pred))
     out["precision"], out["recall"] = knn_precision_recall(f_real, f_fake, k)
     return out
+
+
+def _nearest_distance(query: torch.Tensor, ref: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """Euclidean distance from each row of query [N, D] to its nearest row of ref [M, D]."""
+    return torch.cat([torch.cdist(q, ref).min(1).values for q in query.split(chunk)])
+
+
+@torch.no_grad()
+def nearest_neighbour_check(
+    fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.01
+) -> dict[str, float]:
+    """Are samples copies of training images? Pixel-space distance of each sample to its nearest
+    training image, against the same distance for held-out real digits (which are not copies):
+    - nn_dist_fake, nn_dist_real: median nearest-training-neighbour distances;
+    - nn_ratio = nn_dist_fake / nn_dist_real (about 1 or more: no memorisation; << 1: copies);
+    - copy_frac: fraction of samples nearer to a training image than `quantile` of held-out digits are.
+    Images [N, 1, 28, 28] in [0, 1]."""
+    train = train.flatten(1).float()
+    d_fake = _nearest_distance(fake.flatten(1).float().to(train.device), train)
+    d_real = _nearest_distance(held_out.flatten(1).float().to(train.device), train)
+    threshold = torch.quantile(d_real, quantile)
+    med_fake, med_real = d_fake.median().item(), d_real.median().item()
+    return {
+        "nn_dist_fake": med_fake,
+        "nn_dist_real": med_real,
+        "nn_ratio": med_fake / med_real,
+        "copy_frac": (d_fake < threshold).float().mean().item(),
+    }

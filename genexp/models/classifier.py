@@ -7,10 +7,15 @@ recall: Inception features mean little on 28x28 digits.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genexp import viz
+from genexp.callbacks import log_image
 
 
 def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
@@ -32,8 +37,15 @@ class Classifier(pl.LightningModule):
     monitor_mode = "max"
     primary_metric = "test/acc"
 
-    def __init__(self, channels: int = 32, n_features: int = 128, dropout: float = 0.3, lr: float = 3e-3,
-                 weight_decay: float = 1e-4, max_shift: int = 2):
+    def __init__(
+        self,
+        channels: int = 32,
+        n_features: int = 128,
+        dropout: float = 0.3,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        max_shift: int = 2,
+    ):
         super().__init__()
         self.save_hyperparameters()
         c = channels
@@ -42,9 +54,16 @@ class Classifier(pl.LightningModule):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         self.body = nn.Sequential(
-            *block(1, c), *block(c, c), nn.MaxPool2d(2),  # [B, c, 14, 14]
-            *block(c, 2 * c), *block(2 * c, 2 * c), nn.MaxPool2d(2),  # [B, 2c, 7, 7]
-            nn.Flatten(), nn.Linear(2 * c * 49, n_features), nn.BatchNorm1d(n_features), nn.ReLU(inplace=True),
+            *block(1, c),
+            *block(c, c),
+            nn.MaxPool2d(2),  # [B, c, 14, 14]
+            *block(c, 2 * c),
+            *block(2 * c, 2 * c),
+            nn.MaxPool2d(2),  # [B, 2c, 7, 7]
+            nn.Flatten(),
+            nn.Linear(2 * c * 49, n_features),
+            nn.BatchNorm1d(n_features),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, 10))
 
@@ -76,10 +95,25 @@ class Classifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._eval(batch, "test")
+        x, y = batch
+        wrong = self(x).argmax(1) != self._labels(y)
+        self._errors.append(x[wrong][: 100 - sum(len(e) for e in self._errors)].cpu())
+
+    def on_test_epoch_start(self):
+        self._errors: list[torch.Tensor] = []
+
+    def on_test_epoch_end(self):
+        """The misclassified test digits, as a picture (first 100)."""
+        errors = torch.cat(self._errors) if self._errors else torch.zeros(0, 1, 28, 28)
+        if len(errors) and self.trainer.is_global_zero:
+            image = viz.grid(errors, nrow=10, scale=2)
+            viz.save_png(image, Path(self.trainer.default_root_dir) / "samples" / "test_errors.png")
+            log_image(self.trainer, "test/errors", image, step=self.global_step)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         # one-cycle over the whole run (Smith & Topin 2019): fast, and the final low lr settles the weights
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr,
-                                                    total_steps=self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

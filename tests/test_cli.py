@@ -1,0 +1,161 @@
+"""`python -m genexp` end to end: artifacts of a run, multirun, DDP, Ctrl-C, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from genexp.models.base import GenerativeModule
+from tests.conftest import ROOT, run_genexp
+from tests.wandb_records import logged
+
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+
+
+def _is_generative(model: str) -> bool:
+    target = OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml")._target_
+    return issubclass(hydra.utils.get_class(target), GenerativeModule)
+
+
+def test_help_and_cfg():
+    out = run_genexp("--help")
+    assert out.returncode == 0 and "model: " in out.stdout and "classifier" in out.stdout
+    out = run_genexp("model=classifier", "model.lr=0.01", "--cfg", "job")
+    assert out.returncode == 0 and OmegaConf.create(out.stdout).model.lr == 0.01
+
+
+def test_unknown_model_choice_is_hydras_clear_error():
+    out = run_genexp("model=nope")
+    assert out.returncode != 0
+    assert "Could not find 'model/nope'" in out.stderr and "Available options" in out.stderr
+
+
+def test_unknown_key_is_refused():
+    out = run_genexp("model.lrr=0.1")
+    assert out.returncode != 0 and "Key 'lrr' is not in struct" in out.stderr
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("genexp: error:")]
+
+
+def test_missing_dataset_offline_one_line_and_nothing_written(tmp_path):
+    data = tmp_path / "empty"
+    out = run_genexp(
+        f"data.root={data}", "data.mirrors=[http://127.0.0.1:9/]", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"
+    )
+    assert out.returncode == 2
+    (line,) = _error_lines(out.stderr)
+    assert str(data) in line and "GENEXP_DATA_DIR" in line and "Traceback" not in out.stderr
+    assert list(data.iterdir()) == []  # no partial download left behind
+    assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_corrupted_file_one_line(mnist_root, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in mnist_root.glob("*.gz"):
+        (data / f.name).write_bytes(f.read_bytes())
+    (data / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    out = run_genexp(f"data.root={data}", "data.download=false", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 2
+    (line,) = _error_lines(out.stderr)
+    assert "train-labels-idx1-ubyte.gz" in line and "corrupted" in line
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_smoke_run_leaves_artifacts(model, tmp_path, request):
+    if _is_generative(model):
+        request.getfixturevalue("feature_classifier")  # the test-end sample metrics need it (cached)
+    run = tmp_path / "run"
+    out = run_genexp(f"model={model}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["wall_time_s"] > 0 and "torch" in metrics["versions"]
+    assert any(k.startswith("test/") for k in metrics), metrics
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "csv" / "metrics.csv").is_file()
+    (wandb_run,) = (run / "wandb").glob("offline-run-*")  # a real offline run that `wandb sync` uploads
+    wandb_logged = logged(wandb_run)
+    assert {k for k in metrics if k.startswith("test/")} <= wandb_logged["history"]
+    assert "model" in wandb_logged["config"] and "trainer" in wandb_logged["config"]
+    assert any(f.startswith("media/images/") and f.endswith(".png") for f in wandb_logged["files"])
+    if _is_generative(model):
+        assert (run / "samples" / "epoch_001.png").is_file()
+        assert "test/fid_mnist_cnn" in metrics and "samples/_type" in wandb_logged["history"]
+
+
+def test_multirun_makes_one_dir_per_job(tmp_path):
+    out = run_genexp(
+        "model=classifier", "trainer=smoke", "logger=csv", "seed=1,2", f"hydra.sweep.dir={tmp_path}", multirun=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p for p in tmp_path.iterdir() if (p / "metrics.json").is_file())
+    assert [p.name for p in runs] == ["0_classifier", "1_classifier"]
+    seeds = [OmegaConf.load(p / ".hydra" / "config.yaml").seed for p in runs]
+    assert seeds == [1, 2]
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    out = run_genexp(
+        "model=classifier",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["status"] == "finished" and metrics["global_step"] == 4
+
+
+def test_ctrl_c_stops_cleanly_with_a_last_checkpoint(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "genexp",
+        "model=classifier",
+        "logger=csv",
+        "trainer.max_epochs=50",
+        "callbacks.progress_bar.refresh_rate=1",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen, lines = threading.Event(), []
+
+    def read():
+        for line in iter(proc.stdout.readline, ""):
+            lines.append(line)
+            if "Epoch 0:" in line and "/390" in line and " 5/390" in line:
+                seen.set()
+        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(120), "training never started"
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["global_step"] > 0
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
