@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -200,3 +201,154 @@ class RBM(GenerativeModule):
             {"params": [self.hbias, self.vbias], "weight_decay": 0.0},
         ]
         return torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum)
+
+    # ---- checkpoints: the PCD chains of every rank -------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep each rank's chains: the state_dict holds rank 0's, `pcd_chains` [world, B, n_hidden] all."""
+        if self.hparams.persistent and self.persistent_chain.numel():
+            chains = self.persistent_chain
+            world = self.trainer.world_size if self._trainer is not None else 1
+            chains = self.all_gather(chains) if world > 1 else chains[None]  # every rank gets here
+            checkpoint["pcd_chains"] = chains.detach().cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        chains = checkpoint.get("pcd_chains")
+        if chains is not None and "state_dict" in checkpoint:
+            rank = self.global_rank if self._trainer is not None else 0
+            if self._trainer is not None and self.trainer.world_size != len(chains):
+                log.warning(
+                    "PCD chains saved by %d ranks, resuming on %d: rank r takes rank r %% %d's",
+                    len(chains),
+                    self.trainer.world_size,
+                    len(chains),
+                )
+            checkpoint["state_dict"]["persistent_chain"] = chains[rank % len(chains)]
+
+    # ---- monitoring ------------------------------------------------------------------------------------
+    def recon_xent(self, v: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of v and its mean-field reconstruction sigm(propdown(p(h|v))), summed over
+        pixels, per image [B] (the tutorial's reconstruction cost, without the sampling noise)."""
+        pre_sigmoid_v, _ = self.propdown(self.propup(v)[1])
+        return F.binary_cross_entropy_with_logits(pre_sigmoid_v, v, reduction="none").sum(1)
+
+    def pseudo_loglik(self, v: torch.Tensor) -> torch.Tensor:
+        """Stochastic pseudo-log-likelihood of the deeplearning.net tutorial, per image [B]:
+        n_visible * log sigm(F(v with bit i flipped) - F(v)) for one bit i that moves on each call."""
+        xi = torch.round(v)
+        i = self._pll_index
+        self._pll_index = (self._pll_index + 1) % self.hparams.n_visible
+        xi_flip = xi.clone()
+        xi_flip[:, i] = 1 - xi_flip[:, i]
+        return self.hparams.n_visible * F.logsigmoid(self.free_energy(xi_flip) - self.free_energy(xi))
+
+    def _eval(self, batch, split: str) -> None:
+        v = self._flat(batch)
+        sync = self._trainer is not None and self.trainer.world_size > 1
+        self.log(f"{split}/recon_xent", self.recon_xent(v).mean(), sync_dist=sync, prog_bar=split == "val")
+        self.log(f"{split}/pseudo_loglik", self.pseudo_loglik(v).mean(), sync_dist=sync)
+        self.log(f"{split}/free_energy", self.free_energy(v).mean(), sync_dist=sync)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval(batch, "test")
+
+    def _subset(self, split: str) -> torch.Tensor | None:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "split_tensors"):
+            return None
+        x = dm.split_tensors(split)[0][: self.hparams.n_gap]
+        return x.reshape(len(x), -1).to(self.device)
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self) -> None:
+        # overfitting monitor (Hinton 2010, "A practical guide", sec. 6): mean F(val) - mean F(train)
+        train_v, val_v = self._subset("train"), self._subset("val")
+        if train_v is not None and val_v is not None and len(val_v):
+            gap = self.free_energy(val_v).mean() - self.free_energy(train_v).mean()
+            self.log("val/free_energy_gap", gap, sync_dist=self.trainer.world_size > 1)
+
+    # ---- sampling and pictures ---------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """n fantasies: v ~ Bernoulli(sigm(vbias)), `sample_steps` Gibbs steps v -> h -> v, the last
+        step's p(v | h) (the tutorial plots these means). [n, 1, 28, 28] when n_visible is 784."""
+        v = torch.bernoulli(torch.sigmoid(self.vbias).expand(n, -1).contiguous(), generator=generator)
+        for _ in range(self.hparams.sample_steps):
+            _, _, _, _, v_mean, v = self.gibbs_vhv(v, generator)
+        return v_mean.reshape(n, 1, 28, 28) if self.hparams.n_visible == 784 else v_mean
+
+    @torch.no_grad()
+    def negative_particles(
+        self, v0: torch.Tensor, n_samples: int, plot_every: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The chapter's second figure: chains started at v0 [C, n_visible], p(v | h) every `plot_every`
+        Gibbs steps, [n_samples, C, n_visible] (row t = step (t + 1) * plot_every)."""
+        rows, v = [], v0
+        for _ in range(n_samples):
+            for _ in range(plot_every):
+                _, _, _, _, v_mean, v = self.gibbs_vhv(v, generator)
+            rows.append(v_mean)
+        return torch.stack(rows)
+
+    def _save_picture(self, image, name: str, key: str) -> None:
+        from genexp import viz
+        from genexp.callbacks import log_image
+
+        viz.save_png(image, Path(self.trainer.default_root_dir) / "samples" / name)
+        log_image(self.trainer, key, image, step=self.trainer.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        if self.trainer.is_global_zero and self.hparams.n_visible == 784:
+            from genexp import viz
+
+            self._save_picture(viz.tile_filters(self.W), f"filters_epoch_{self.current_epoch + 1:03d}.png", "filters")
+
+    def on_train_end(self) -> None:
+        n = self.hparams.n_chains_plot
+        test_v = self._subset("test")
+        if not self.trainer.is_global_zero or n <= 0 or self.hparams.n_visible != 784 or test_v is None:
+            return
+        from genexp import viz
+
+        # 20 consecutive test images (the tutorial picks a random block), fixed generator for the chains
+        g = torch.Generator(device=self.device).manual_seed(self.hparams.ais_seed)
+        start = int(torch.randint(0, len(test_v) - n + 1, (1,), generator=torch.Generator().manual_seed(123)))
+        rows = self.negative_particles(
+            test_v[start : start + n], self.hparams.n_samples_plot, self.hparams.plot_every, g
+        )
+        image = viz.grid(rows.reshape(-1, 1, 28, 28), nrow=n, pad=1)
+        self._save_picture(image, "negative_particles.png", "negative_particles")
+        log.info("negative particles: %d chains, %d rows %d Gibbs steps apart", n, len(rows), self.hparams.plot_every)
+
+    # ---- log-likelihood by AIS at test end -----------------------------------------------------------
+    def on_test_epoch_end(self) -> None:
+        if self.hparams.ais_chains <= 0 or self._subset("test") is None:
+            return
+        if self.trainer.is_global_zero:
+            from genexp.metrics.ais import ais_loglik, binarize_test
+
+            dm = self.trainer.datamodule
+            train_v = dm.split_tensors("train")[0]
+            test_v = binarize_test(dm.split_tensors("test")[0], seed=self.hparams.test_binarize_seed)
+            r = ais_loglik(
+                self,
+                train_v,
+                test_v.to(self.device),
+                n_chains=self.hparams.ais_chains,
+                n_betas=self.hparams.ais_betas,
+                seed=self.hparams.ais_seed,
+            )
+            log.info(
+                "AIS: log Z %.3f [%.3f, %.3f], test log-likelihood %.3f nats, ESS %.1f/%d (%.0f s)",
+                r.log_z,
+                r.log_z_lo,
+                r.log_z_hi,
+                r.loglik,
+                r.ess,
+                r.n_chains,
+                r.seconds,
+            )
+            for key, value in (("loglik_ais", r.loglik), ("log_z", r.log_z), ("ais_ess", r.ess)):
+                self.log(f"test/{key}", float(value), rank_zero_only=True)
