@@ -13,6 +13,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
@@ -21,8 +22,18 @@ import genexp
 log = logging.getLogger(__name__)
 
 
+def _wandb_group(cfg: DictConfig) -> dict:
+    """In a multirun, W&B runs are grouped by sweep (unless logger.group is set) and named by job."""
+    if not HydraConfig.initialized() or "group" not in cfg.logger or cfg.logger.group is not None:
+        return {}
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return {}
+    return {"group": Path(hc.sweep.dir).name, "name": f"{hc.job.num}:{hc.job.override_dirname or 'defaults'}"}
+
+
 def _loggers(cfg: DictConfig, run_dir: Path) -> list:
-    loggers = [hydra.utils.instantiate(cfg.logger)] if cfg.get("logger") else []
+    loggers = [hydra.utils.instantiate(cfg.logger, **_wandb_group(cfg))] if cfg.get("logger") else []
     if not any(isinstance(lg, CSVLogger) for lg in loggers):  # every run also writes CSV metrics
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     for lg in loggers:

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from genexp.models.base import GenerativeModule
 from tests.conftest import ROOT, run_genexp
-from tests.wandb_records import logged
+from tests.wandb_records import logged, records
 
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 
@@ -103,6 +103,28 @@ def test_multirun_makes_one_dir_per_job(tmp_path):
     assert [p.name for p in runs] == ["0_classifier", "1_classifier"]
     seeds = [OmegaConf.load(p / ".hydra" / "config.yaml").seed for p in runs]
     assert seeds == [1, 2]
+
+
+def test_optuna_sweep_optimises_the_returned_metric(tmp_path):
+    out = run_genexp(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "model=classifier",
+        "trainer=smoke",
+        "logger=wandb",
+        f"hydra.sweep.dir={tmp_path}",
+        multirun=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    accs = [json.loads(p.read_text())["test/acc"] for p in tmp_path.glob("*/metrics.json")]
+    assert len(accs) == 2 and best.best_value == max(accs)
+    groups = set()  # one W&B run per job, grouped by the sweep
+    for run in tmp_path.glob("*/wandb/offline-run-*"):
+        groups |= {
+            r.run.run_group for r in records(next(run.glob("run-*.wandb"))) if r.WhichOneof("record_type") == "run"
+        }
+    assert groups == {tmp_path.name}
 
 
 def test_ddp_two_cpu_processes(tmp_path):
