@@ -98,8 +98,10 @@ def test_every_default_lives_in_one_yaml():
         cfg = OmegaConf.load(CONF / "model" / f"{model}.yaml")
         cls = hydra.utils.get_class(cfg._target_)
         params = inspect.signature(cls.__init__).parameters
-        for key, value in cfg.items():
+        for key, value in cfg.items_ex(resolve=False):
             if key.startswith("_") or key not in params or params[key].default is inspect.Parameter.empty:
+                continue
+            if OmegaConf.is_interpolation(cfg, key):  # e.g. seed: ${seed}, filled from the root config
                 continue
             default = params[key].default
             value = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
