@@ -223,17 +223,14 @@ class DBN(GenerativeModule):
             self.unroll()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # where the run stands: the epoch being saved and the phase a resume continues with (Lightning
-        # saves at epoch end, so a resumed fit starts at epoch + 1)
-        epoch = int(checkpoint.get("epoch", self.current_epoch))
-        phase, layer = self.phase(epoch)
-        next_phase, next_layer = self.phase(epoch + 1)
+        # where the stack stood when saved (readable without loading the model); a resumed fit
+        # recomputes its phase from the restored epoch, so it continues in this layer or the next
+        phase, layer = self.phase(self.current_epoch)
         checkpoint["dbn_phase"] = {
-            "epoch": epoch,
+            "epoch": self.current_epoch,
             "phase": phase,
             "layer": layer,
-            "next_phase": next_phase,
-            "next_layer": next_layer,
+            "pretrain_epochs": list(self.pretrain_epochs),
         }
 
     # ---- the up pass and the stack's pieces -------------------------------------------------------------
