@@ -76,13 +76,12 @@ def _params(rbm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return rbm.W.detach(), rbm.hbias.detach(), rbm.vbias.detach()
 
 
-@torch.no_grad()
 def exact_log_partition(rbm=None, W=None, hbias=None, vbias=None, chunk: int = 4096) -> torch.Tensor:
     """log Z by enumerating the smaller layer (min(n_visible, n_hidden) <= 20), float64.
 
     Summing out the other layer analytically: log Z = logsumexp_h [h.c + sum_i softplus(b_i + W_i h)]
     (or the same with v and h swapped). Differentiable in W, hbias, vbias when given as tensors
-    (tests compute the exact log-likelihood gradient with it) -- call it under torch.enable_grad().
+    (tests compute the exact log-likelihood gradient with it).
     """
     if rbm is not None:
         W, hbias, vbias = rbm.W, rbm.hbias, rbm.vbias
