@@ -216,7 +216,7 @@ class CDCGAN(GenerativeModule):
         decay = min(self.hparams.ema_decay, (1 + t) / (10 + t))
         ema, live = self.generator_ema, self.generator
         torch._foreach_lerp_(list(ema.parameters()), list(live.parameters()), 1.0 - decay)
-        for e, b in zip(ema.buffers(), live.buffers()):
+        for e, b in zip(ema.buffers(), live.buffers(), strict=True):
             e.copy_(b)
 
     def configure_optimizers(self):
@@ -224,6 +224,9 @@ class CDCGAN(GenerativeModule):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas)
         return [opt_d, opt_g]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["genexp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"  # for genexp.sample
 
     # ---- evaluation ----------------------------------------------------------------------------
     def test_step(self, batch, batch_idx):
