@@ -278,7 +278,10 @@ SMOKE = [
     ],
 )
 def test_cli_smoke_per_finetune_mode(genexp_cli, mnist_root, tmp_path, mode, keys):
-    proc = genexp_cli(*SMOKE, f"model.finetune={mode}", f"hydra.run.dir={tmp_path}", env={"OMP_NUM_THREADS": "1"})
+    extra = ["model.finetune_autocast=true"] if mode == "autoencoder" else []  # the preset's bf16 path too
+    proc = genexp_cli(
+        *SMOKE, f"model.finetune={mode}", *extra, f"hydra.run.dir={tmp_path}", env={"OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "finished" and all(math.isfinite(metrics[k]) for k in keys)

@@ -122,6 +122,7 @@ class DBN(GenerativeModule):
         dropout_input: float = 0.0,
         dropout: float = 0.0,
         max_shift: int = 0,
+        finetune_autocast: bool = False,
         linear_code: bool = True,
         sample_steps: int = 200,
         sample_down: str = "mean",
@@ -311,7 +312,12 @@ class DBN(GenerativeModule):
         for group in opt.param_groups:
             group["lr"] = self._finetune_lr(batch_idx)
         x = _shift(x, self.hparams.max_shift)
-        losses = self.classifier_losses(x, y) if self.hparams.finetune == "classifier" else self.autoencoder_losses(x)
+        # bf16 autocast (float32 weights, optimizer and evaluation): ~2x faster matmuls on CPUs with bf16 units
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.finetune_autocast):
+            if self.hparams.finetune == "classifier":
+                losses = self.classifier_losses(x, y)
+            else:
+                losses = self.autoencoder_losses(x)
         self.step_optimizer(opt, losses["loss"])
         self.gen_step += 1
         for key, value in losses.items():
