@@ -128,9 +128,7 @@ class RBM(GenerativeModule):
         return -(v @ self.vbias) - F.softplus(torch.addmm(self.hbias, v, self.W)).sum(1)
 
     # ---- the learning signal --------------------------------------------------------------------------
-    def _chain_start(self, v0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        if not self.hparams.persistent:  # CD-k: the chain starts at h ~ p(h | v0)
-            return self.sample_h_given_v(v0, generator)[2]
+    def _persistent_chain(self, v0: torch.Tensor) -> torch.Tensor:
         if self.persistent_chain.shape != (len(v0), self.hparams.n_hidden):
             if self.persistent_chain.numel():
                 log.warning(
@@ -140,20 +138,32 @@ class RBM(GenerativeModule):
             self.persistent_chain = torch.zeros(len(v0), self.hparams.n_hidden, device=v0.device, dtype=v0.dtype)
         return self.persistent_chain
 
+    def _free_energy_from(self, v: torch.Tensor, pre_sigmoid_h: torch.Tensor) -> torch.Tensor:
+        """F(v) given pre_sigmoid_h = v W + hbias already computed."""
+        return -(v @ self.vbias) - F.softplus(pre_sigmoid_h).sum(1)
+
     def cd_loss(self, v0: torch.Tensor, generator: torch.Generator | None = None):
         """(cost, chain_end): cost = mean F(v0) - mean F(chain_end) after k Gibbs steps h -> v -> h.
 
         d cost / d theta = E_data[dF/dtheta] - E_chain[dF/dtheta], the CD-k / PCD-k estimate of
         -d log p(v0)/d theta (Hinton 2002; Tieleman 2008). v0: [B, n_visible] in [0, 1].
+        The chain's first and last `propup` are the ones F(v0) and F(chain_end) need, so each is
+        computed once (with grad) and shared: 2k + 1 matrix products per update instead of 2k + 3.
         """
+        pre_h0 = torch.addmm(self.hbias, v0, self.W)  # [B, n_hidden]: F(v0), and CD's chain start
         with torch.no_grad():
-            h = self._chain_start(v0, generator)
-            for _ in range(self.hparams.k):
-                _, _, v_sample, _, _, h = self.gibbs_hvh(h, generator)
-            if self.hparams.persistent:
-                self.persistent_chain.copy_(h)
-        chain_end = v_sample.detach()
-        cost = self.free_energy(v0).mean() - self.free_energy(chain_end).mean()
+            if self.hparams.persistent:  # PCD-k: continue the chains of the previous update
+                h = self._persistent_chain(v0)
+            else:  # CD-k: start at h ~ p(h | v0)
+                h = torch.bernoulli(torch.sigmoid(pre_h0.detach()), generator=generator)
+            for _ in range(self.hparams.k - 1):
+                _, _, _, _, _, h = self.gibbs_hvh(h, generator)
+            _, _, chain_end = self.sample_v_given_h(h, generator)  # the k-th step's v
+        pre_h_end = torch.addmm(self.hbias, chain_end, self.W)  # F(chain_end), and the k-th step's h
+        if self.hparams.persistent:
+            with torch.no_grad():
+                self.persistent_chain.copy_(torch.bernoulli(torch.sigmoid(pre_h_end.detach()), generator=generator))
+        cost = self._free_energy_from(v0, pre_h0).mean() - self._free_energy_from(chain_end, pre_h_end).mean()
         return cost, chain_end
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -191,8 +201,11 @@ class RBM(GenerativeModule):
         # 3. one SGD step on it
         self.step_optimizer(opt, cost)
         self.gen_step += 1
-        self.log("train/cost", cost.detach(), on_step=False, on_epoch=True)
-        return cost.detach()
+        # the epoch mean is logged in on_train_epoch_end: a self.log per step costs more than a
+        # PCD-1 update's bookkeeping should
+        self._cost_sum = self._cost_sum + cost.detach() if batch_idx else cost.detach()
+        self._cost_n = batch_idx + 1
+        return None
 
     def configure_optimizers(self):
         # weight decay on W only (Hinton 2010, "A practical guide...", sec. 10): biases are not decayed
@@ -300,6 +313,10 @@ class RBM(GenerativeModule):
         log_image(self.trainer, key, image, step=self.trainer.global_step)
 
     def on_train_epoch_end(self) -> None:
+        if getattr(self, "_cost_n", 0):
+            sync = self.trainer.world_size > 1
+            self.log("train/cost", self._cost_sum / self._cost_n, sync_dist=sync)
+            self._cost_n = 0
         if self.trainer.is_global_zero and self.hparams.n_visible == 784:
             from genexp import viz
 
@@ -307,8 +324,10 @@ class RBM(GenerativeModule):
 
     def on_train_end(self) -> None:
         n = self.hparams.n_chains_plot
+        if not self.trainer.is_global_zero or n <= 0 or self.hparams.n_visible != 784:
+            return
         test_v = self._subset("test")
-        if not self.trainer.is_global_zero or n <= 0 or self.hparams.n_visible != 784 or test_v is None:
+        if test_v is None:
             return
         from genexp import viz
 
