@@ -246,12 +246,15 @@ class RBM(GenerativeModule):
 
     def pseudo_loglik(self, v: torch.Tensor) -> torch.Tensor:
         """Stochastic pseudo-log-likelihood of the deeplearning.net tutorial, per image [B]:
-        n_visible * log sigm(F(v with bit i flipped) - F(v)) for one bit i that moves on each call."""
+        n_visible * log sigm(F(xi with bit i flipped) - F(xi)), xi = round(v). The tutorial flips one
+        bit per mini-batch and moves it on at each call; here row b flips bit (offset + b) mod
+        n_visible and the offset moves on by B, so one evaluation pass visits every pixel."""
         xi = torch.round(v)
-        i = self._pll_index
-        self._pll_index = (self._pll_index + 1) % self.hparams.n_visible
+        rows = torch.arange(len(v), device=v.device)
+        bit = (rows + self._pll_index) % self.hparams.n_visible
+        self._pll_index = (self._pll_index + len(v)) % self.hparams.n_visible
         xi_flip = xi.clone()
-        xi_flip[:, i] = 1 - xi_flip[:, i]
+        xi_flip[rows, bit] = 1 - xi_flip[rows, bit]
         return self.hparams.n_visible * F.logsigmoid(self.free_energy(xi_flip) - self.free_energy(xi))
 
     def _eval(self, batch, split: str) -> None:
