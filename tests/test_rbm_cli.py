@@ -59,6 +59,30 @@ def test_smoke_run_leaves_pictures_and_ais_metric(genexp_cli, mnist_root, tmp_pa
     assert metrics["test/loglik_ais"] < 0 and 1 <= metrics["test/ais_ess"] <= 10
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["pcd_chains"].shape == (1, 128, 500)  # one rank, data.batch_size chains, n_hidden
+    # AIS from the command line on the saved checkpoint reproduces the run's own test-end number
+    from genexp.metrics.ais import main
+
+    threads = torch.get_num_threads()
+    try:
+        out = main(
+            [
+                str(run_dir / "checkpoints" / "last.ckpt"),
+                "--chains",
+                "10",
+                "--betas",
+                "100",
+                "--seed",
+                "0",
+                "--threads",
+                "1",
+                "--json",
+                str(tmp_path / "ais.json"),
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads((tmp_path / "ais.json").read_text())["loglik"] == out["loglik"]
+    assert abs(out["loglik"] - metrics["test/loglik_ais"]) < 1e-3 and abs(out["log_z"] - metrics["test/log_z"]) < 1e-3
 
 
 def test_ddp_two_cpu_processes_same_weights_different_chains(genexp_cli, mnist_root, tmp_path):
