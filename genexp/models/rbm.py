@@ -150,6 +150,7 @@ class RBM(GenerativeModule):
         The chain's first and last `propup` are the ones F(v0) and F(chain_end) need, so each is
         computed once (with grad) and shared: 2k + 1 matrix products per update instead of 2k + 3.
         """
+        v0 = v0.detach()  # data (or a lower layer's activations in a DBN): no gradient flows into it
         pre_h0 = torch.addmm(self.hbias, v0, self.W)  # [B, n_hidden]: F(v0), and CD's chain start
         with torch.no_grad():
             if self.hparams.persistent:  # PCD-k: continue the chains of the previous update
