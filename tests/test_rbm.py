@@ -178,3 +178,24 @@ def test_pcd_chains_go_through_checkpoint(tmp_path):
 def test_bad_config_is_one_clear_error(kwargs, bad):
     with pytest.raises(GenexpError, match=bad):
         RBM(**kwargs)
+
+
+def test_shared_propup_path_equals_the_general_form():
+    """cd_loss's fast path (first/last propup shared with the free energies) gives the same update as
+    the textbook form that subclasses (other conditionals) go through."""
+
+    class Textbook(RBM):
+        def free_energy(self, v):  # same function, but overridden: forces the general path
+            return super().free_energy(v)
+
+    for persistent in (False, True):
+        fast = _rbm(12, 7, k=3, persistent=persistent)
+        slow = Textbook(n_visible=12, n_hidden=7, k=3, persistent=persistent).double()
+        slow.load_state_dict(fast.state_dict())
+        assert fast._shares_propup() and not slow._shares_propup()
+        v0 = torch.rand(5, 12, dtype=torch.float64).bernoulli()
+        for _ in range(2):
+            out = [m.cd_loss(v0, generator=torch.Generator().manual_seed(7)) for m in (fast, slow)]
+            torch.testing.assert_close(out[0][0], out[1][0])  # cost
+            torch.testing.assert_close(out[0][1], out[1][1])  # chain_end
+            torch.testing.assert_close(fast.persistent_chain, slow.persistent_chain)

@@ -147,10 +147,26 @@ class RBM(GenerativeModule):
 
         d cost / d theta = E_data[dF/dtheta] - E_chain[dF/dtheta], the CD-k / PCD-k estimate of
         -d log p(v0)/d theta (Hinton 2002; Tieleman 2008). v0: [B, n_visible] in [0, 1].
-        The chain's first and last `propup` are the ones F(v0) and F(chain_end) need, so each is
-        computed once (with grad) and shared: 2k + 1 matrix products per update instead of 2k + 3.
         """
         v0 = v0.detach()  # data (or a lower layer's activations in a DBN): no gradient flows into it
+        if self._shares_propup():
+            return self._cd_loss_shared(v0, generator)
+        with torch.no_grad():  # the general form, for subclasses with other conditionals / free energy
+            h = self._persistent_chain(v0) if self.hparams.persistent else self.sample_h_given_v(v0, generator)[2]
+            for _ in range(self.hparams.k):
+                _, _, chain_end, _, _, h = self.gibbs_hvh(h, generator)
+            if self.hparams.persistent:
+                self.persistent_chain.copy_(h)
+        cost = self.free_energy(v0).mean() - self.free_energy(chain_end).mean()
+        return cost, chain_end
+
+    def _shares_propup(self) -> bool:
+        cls = type(self)
+        return all(getattr(cls, f) is getattr(RBM, f) for f in ("propup", "sample_h_given_v", "free_energy"))
+
+    def _cd_loss_shared(self, v0: torch.Tensor, generator: torch.Generator | None):
+        """cd_loss for the binary RBM with the chain's first and last `propup` shared with F(v0) and
+        F(chain_end) (each computed once, with grad): 2k + 1 matrix products per update, not 2k + 3."""
         pre_h0 = torch.addmm(self.hbias, v0, self.W)  # [B, n_hidden]: F(v0), and CD's chain start
         with torch.no_grad():
             if self.hparams.persistent:  # PCD-k: continue the chains of the previous update
