@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -159,11 +160,11 @@ def main() -> None:
             for name, k, persistent, batch in SETTINGS:
                 n_batches = max(1, int(args.fraction * len(x_train) // batch))
                 runs = {
-                    "genexp": lambda: run_genexp(dm, k, persistent, batch, n_batches, rep, tmp),
-                    "plain": lambda: run_plain(x_train, k, persistent, batch, n_batches, rep),
+                    "genexp": partial(run_genexp, dm, k, persistent, batch, n_batches, rep, tmp),
+                    "plain": partial(run_plain, x_train, k, persistent, batch, n_batches, rep),
                 }
                 if name == "PCD-1":  # BernoulliRBM implements PCD-1 only
-                    runs["sklearn"] = lambda: run_sklearn(x_train, batch, n_batches, rep)
+                    runs["sklearn"] = partial(run_sklearn, x_train, batch, n_batches, rep)
                 order = list(runs) if rep % 2 == 0 else list(runs)[::-1]  # alternate who goes first
                 for impl in order:
                     dt, params = runs[impl]()
