@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from genexp import GenexpError
 from genexp.metrics.sample_quality import nearest_neighbour_check
 from genexp.models.cdcgan import CDCGAN, conv_cond_concat
+from genexp.sample import main as sample_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(nz=8, ngf=4, ndf=4, ngfc=16, ndfc=16)
@@ -101,18 +102,19 @@ def test_discriminator_steps_per_generator_step_is_exactly_d_steps(d_steps):
 
 def test_fakes_for_the_discriminator_carry_no_gradient_to_the_generator():
     model = CDCGAN(d_steps=2, **TINY)
-    phase, g_grads = ["none"], []
+    phase, steps, g_grads = ["none"], [], []
     for p in model.generator.parameters():
         p.register_hook(lambda grad: g_grads.append(phase[0]))
     step_optimizer = model.step_optimizer
 
     def spy(opt, loss):
-        # optimizer 0 is D's (configure_optimizers order)
-        phase[0] = "d" if opt.optimizer is model.trainer.optimizers[0] else "g"
+        phase[0] = "d" if opt.optimizer is model.trainer.optimizers[0] else "g"  # D's optimizer comes first
+        steps.append(phase[0])
         step_optimizer(opt, loss)
 
     model.step_optimizer = spy
     _fit(model, n_batches=2)
+    assert steps == ["d", "d", "g"] * 2  # numbered phases: d_steps D updates, then one G update
     assert g_grads and set(g_grads) == {"g"}  # G got gradients, and only in its own phase
 
 
@@ -134,7 +136,7 @@ def test_gen_step_and_ema_round_trip_through_a_checkpoint(tmp_path):
     assert torch.equal(*same)  # sampling uses the EMA generator, restored exactly
 
 
-def test_sample_export_writes_images_and_labels(tmp_path):
+def test_sample_export_writes_images_and_labels(tmp_path, capsys):
     model = CDCGAN(**TINY)
     trainer = _fit(model, n_batches=1)
     ckpt = tmp_path / "m.ckpt"
@@ -153,14 +155,9 @@ def test_sample_export_writes_images_and_labels(tmp_path):
     assert 0 <= data["images"].min() and data["images"].max() <= 1
     assert data["labels"].tolist() == [i % 10 for i in range(25)]
     assert not list(tmp_path.glob(".*.tmp"))
-    bad = subprocess.run(
-        [sys.executable, "-m", "genexp.sample", str(ckpt), "n=5", f"out={out}", "colour=red"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and "unknown argument 'colour=red'" in bad.stderr
+    with pytest.raises(SystemExit) as done:
+        sample_main([str(ckpt), "n=5", f"out={out}", "colour=red"])
+    assert done.value.code == 2 and "unknown argument 'colour=red'" in capsys.readouterr().err
 
 
 def test_nearest_neighbour_check_tells_copies_from_new_digits():
