@@ -59,11 +59,13 @@ def run(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 
-    datamodule = hydra.utils.instantiate(cfg.data)
+    # _convert_="all": constructors get plain lists/dicts, so checkpoints hold no OmegaConf objects and
+    # load with torch.load(weights_only=True)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()  # find (or download) and verify the data before anything is written
-    model = hydra.utils.instantiate(cfg.model)
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
     loggers = _loggers(cfg, run_dir)
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
     )
