@@ -1,6 +1,5 @@
 """`python -m genexp [group=choice ...] [key=value ...]`: the Hydra entry point."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -19,7 +18,6 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return run(cfg)
     except GenexpError as e:  # a user's mistake: one line, no traceback
-        logging.getLogger("genexp").error("%s", e)
         print(f"genexp: error: {e}", file=sys.stderr)
         sys.exit(2)
 

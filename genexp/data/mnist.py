@@ -97,6 +97,20 @@ def read_verified(path: Path, md5: str, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
+def _reason(e: Exception) -> str:
+    """A short reason for a failed download: 'ConnectionError: connection refused', 'HTTPError: 404 ...'."""
+    text = str(e)
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "no DNS"),
+        ("timed out", "timed out"),
+        ("IncompleteRead", "connection broken mid-file"),
+    ):
+        if needle in text:
+            return f"{type(e).__name__}: {short}"
+    return f"{type(e).__name__}: {text.splitlines()[0][:120] if text else ''}"
+
+
 def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int = 2) -> None:
     """Fetch the missing files into root, trying each mirror in turn (`attempts` times each).
 
@@ -126,13 +140,14 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
                 os.replace(path, root / fname)  # atomic on the same filesystem
                 break
             except Exception as e:  # noqa: BLE001 - any failure means: next mirror
-                errors.append(f"{mirror}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                errors.append(f"{mirror} ({_reason(e)})")
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
+            tried = "; ".join(dict.fromkeys(errors))  # each distinct failure once
             raise GenexpError(
-                f"MNIST file {stem} not found in {root} and its download failed from every mirror "
-                f"({'; '.join(errors)}); put the four IDX files there or set data.root / GENEXP_DATA_DIR"
+                f"MNIST file {stem} not found in {root} and its download failed ({tried}); put the four "
+                "official IDX files (.gz or raw) there, or point data.root / GENEXP_DATA_DIR at them"
             )
 
 
