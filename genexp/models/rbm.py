@@ -90,10 +90,12 @@ class RBM(GenerativeModule):
         self.W = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound, generator=g))
         self.hbias = nn.Parameter(torch.zeros(n_hidden))
         self.vbias = nn.Parameter(torch.zeros(n_visible))
-        # PCD: one chain (hidden state, like the tutorial's `persistent_chain`) per batch row, per rank.
-        # Created at the first batch; in the state_dict (so a DBN holding RBMs saves it too) and, for
-        # every rank, in the Lightning checkpoint (`on_save_checkpoint`).
-        self.register_buffer("persistent_chain", torch.zeros(0, n_hidden))
+        # PCD: one chain (hidden state, like the tutorial's `persistent_chain`) per batch row, per rank,
+        # in the state_dict (so a DBN holding RBMs saves it too) and, for every rank, in the Lightning
+        # checkpoint (`on_save_checkpoint`). Zeros of [batch_size_hint, n_hidden] as in the tutorial when
+        # the batch size is known; a batch of another size restarts the chains at its size.
+        n_chains = batch_size_hint if persistent and batch_size_hint else 0
+        self.register_buffer("persistent_chain", torch.zeros(n_chains, n_hidden))
         self._pll_index = 0  # the tutorial's `bit_i_idx`: which bit the stochastic PLL flips next
 
     # ---- conditionals and Gibbs steps (the tutorial's vocabulary) --------------------------------------
