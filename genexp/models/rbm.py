@@ -397,5 +397,11 @@ class RBM(GenerativeModule):
                 r.n_chains,
                 r.seconds,
             )
-            for key, value in (("loglik_ais", r.loglik), ("log_z", r.log_z), ("ais_ess", r.ess)):
+            for key, value in (
+                ("loglik_ais", r.loglik),
+                ("loglik_ais_lo", r.loglik_lo),
+                ("loglik_ais_hi", r.loglik_hi),
+                ("log_z", r.log_z),
+                ("ais_ess", r.ess),
+            ):
                 self.log(f"test/{key}", float(value), rank_zero_only=True)
