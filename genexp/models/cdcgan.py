@@ -198,6 +198,17 @@ class CDCGAN(GenerativeModule):
         if self.generator_ema is not None:
             self.update_ema()
 
+        if self.logging_step():
+            self.log_training(d_cost, g_cost, d_fake)
+
+    def logging_step(self) -> bool:
+        """Whether the trainer writes this step's metrics (every `log_every_n_steps`): self.log has a
+        fixed cost per call that a small model on a fast GPU feels at every step, and the loggers
+        drop what is logged on the other steps anyway."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
+
+    def log_training(self, d_cost: torch.Tensor, g_cost: torch.Tensor, d_fake: torch.Tensor) -> None:
         self.log_dict(
             {
                 "train/d_loss": d_cost.detach(),
