@@ -62,7 +62,9 @@ def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeM
     cls = hydra.utils.get_class(model_class_path(path, checkpoint))
     if not issubclass(cls, GenerativeModule):
         raise GenexpError(f"{path} holds a {cls.__name__}, not a generative model (GenerativeModule)")
-    return cls.load_from_checkpoint(path, map_location=device).eval()
+    # weights_only=False: checkpoints of Hydra runs hold omegaconf containers (the datamodule's hparams);
+    # genexp.sample is for checkpoints you trust, like torch.load itself.
+    return cls.load_from_checkpoint(path, map_location=device, weights_only=False).eval()
 
 
 @torch.no_grad()

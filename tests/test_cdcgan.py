@@ -206,3 +206,6 @@ def test_ddp_two_cpu_processes_draw_different_noise(genexp_cli, feature_classifi
     z0, z1 = (torch.load(tmp_path / f"z_rank{r}.pt") for r in (0, 1))
     assert z0.shape == z1.shape == (16, 8) and not torch.allclose(z0, z1)
     assert (tmp_path / "samples" / "epoch_001.png").is_file()
+    # the export command reads a checkpoint of a real (Hydra) run: omegaconf hparams inside
+    sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "n=10", f"out={tmp_path / 's.npz'}"])
+    assert np.load(tmp_path / "s.npz")["images"].shape == (10, 1, 28, 28)
