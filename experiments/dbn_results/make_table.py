@@ -55,7 +55,8 @@ def run_table(run_dir: Path) -> str:
         f"layers {'-'.join(map(str, model['layer_sizes']))}, pretraining {model['pretrain_epochs']} CD-{model['k']} "
         f"epoch(s) per RBM (lr {model['pretrain_lr']}, data to the next RBM: {model['propagate']}), "
         f"then `{mode}` for {finetune_epochs} epochs (AdamW lr {model['finetune_lr']}, "
-        f"cosine; dropout in/hidden {model['dropout_input']}/{model['dropout']}, shifts <= {model['max_shift']} px), "
+        f"cosine; dropout in/hidden {model['dropout_input']}/{model['dropout']}, shifts <= {model['max_shift']} px"
+        f"{', bf16 autocast' if model.get('finetune_autocast') else ''}), "
         f"batch {data['batch_size']}, seed {cfg['seed']}, train = {60000 - data['val_size']} images  ",
         f"wall time {metrics['wall_time_s'] / 60:.1f} min on `{metrics['cpu']}` with {metrics['torch_threads']} "
         f"torch thread(s), torch {metrics['versions']['torch']}",
