@@ -248,6 +248,19 @@ def test_sample_in_every_mode_is_images_in_unit_range():
         torch.testing.assert_close(x, again)  # the generator fixes the chain
 
 
+def test_sample_starts_from_the_top_rbms_pcd_particles(monkeypatch):
+    m = DBN(layer_sizes=TINY, persistent=True, finetune="generate", sample_steps=2)
+    top = m.rbms[-1]
+    top.persistent_chain = torch.rand(3, 6).round()  # 3 fantasy particles, as left by PCD training
+    seen = []
+    original = top.sample_v_given_h
+    monkeypatch.setattr(top, "sample_v_given_h", lambda h, g=None: seen.append(h.clone()) or original(h, g))
+    x = m.sample(5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (5, 1, 28, 28)
+    torch.testing.assert_close(seen[0], top.persistent_chain[[0, 1, 2, 0, 1]])  # the chains' first state
+    assert len(seen) == 1 + 2  # then sample_steps Gibbs steps
+
+
 def test_pca_baseline_is_exact_at_full_rank_and_decreases_with_components():
     torch.manual_seed(0)
     train, test = torch.rand(300, 20) @ torch.rand(20, 50), torch.rand(40, 20) @ torch.rand(20, 50)

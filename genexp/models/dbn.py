@@ -414,11 +414,18 @@ class DBN(GenerativeModule):
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
-        """Gibbs sampling in the top RBM (`sample_steps` steps of v -> h -> v from v ~ Bernoulli(1/2)),
-        then a down pass p(v|h) through the directed layers below (Hinton et al. 2006, sec. 2)."""
+        """Gibbs sampling in the top RBM (`sample_steps` steps v -> h -> v), then a down pass p(v|h)
+        through the directed layers below (Hinton et al. 2006, sec. 2). The chains start from the top
+        RBM's PCD fantasy particles when it has them (samples of the model already: a random start
+        mostly falls into the blank-image mode), else from v ~ Bernoulli(1/2)."""
         depth = self.sampling_depth()
         top = self.rbms[depth - 1]
-        v = torch.rand(n, top.hparams.n_visible, generator=generator, device=self.device).lt(0.5).float()
+        particles = top.persistent_chain  # [chains, n_hidden], empty under CD
+        if particles.numel():
+            idx = torch.arange(n, device=particles.device) % len(particles)
+            v = top.sample_v_given_h(particles[idx], generator)[2]
+        else:
+            v = torch.rand(n, top.hparams.n_visible, generator=generator, device=self.device).lt(0.5).float()
         v_mean = v
         for _ in range(self.hparams.sample_steps):
             *_, v_mean, v = top.gibbs_vhv(v, generator)
