@@ -37,6 +37,10 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torc
 
 
 class RBM(GenerativeModule):
+    """n_visible x n_hidden binary RBM. Training: k Gibbs steps per update, CD (`persistent=False`) or
+    PCD; SGD with `momentum`, L2 `weight_decay` on W, lr schedule `lr_schedule` (`lr_decay` per epoch
+    for "exponential"). Monitoring, pictures and AIS at test end as in conf/model/rbm.yaml."""
+
     monitor = "val/recon_xent"
     monitor_mode = "min"
     primary_metric = "test/loglik_ais"
@@ -83,8 +87,7 @@ class RBM(GenerativeModule):
         if not 0 < lr_decay <= 1:
             raise GenexpError(f"model.lr_decay={lr_decay} must be in (0, 1]")
         self.save_hyperparameters()
-        # Glorot-uniform W (the chapter: U(-4 sqrt(6/(nv+nh)), ...) is for sigmoid units; we keep the
-        # factor 4 like the tutorial), zero biases.
+        # Glorot-uniform W with the tutorial's factor 4 for sigmoid units: U(+-4 sqrt(6 / (n_visible + n_hidden)))
         bound = 4.0 * math.sqrt(6.0 / (n_visible + n_hidden))
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         self.W = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound, generator=g))
