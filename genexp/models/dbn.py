@@ -106,7 +106,7 @@ class DBN(GenerativeModule):
     def __init__(
         self,
         layer_sizes: list[int] = (784, 500, 500, 2000),
-        pretrain_epochs: int | list[int] = 10,
+        pretrain_epochs: int | list[int] = 2,
         k: int = 1,
         persistent: bool = False,
         pretrain_lr: float | list[float] = 0.1,
