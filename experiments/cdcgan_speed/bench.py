@@ -3,9 +3,10 @@ against a plain PyTorch loop with the same networks, batch size, data and d_step
 
     nice .venv/bin/python experiments/cdcgan_speed/bench.py [--repeats 5] [--batches 20] [--device cpu]
 
-Steps are generator steps (= batches; each is d_steps + 1 optimizer steps). The two loops alternate
-within each repeat, in alternating order, so a noisy shared machine slows both alike; the table
-reports each repeat's ratio and the median. Writes results.md (+ results.json) next to this file.
+Steps are generator steps (= batches; each is d_steps + 1 optimizer steps). On a shared machine whose
+load drifts, `--mode paired` (default) runs one plain step after each genexp batch, in lock-step, so
+both see the same moment's load; `--mode blocks` runs each loop's batches in turn, alternating the
+order per repeat. The table reports each repeat's ratio and the median. Writes results.md (+ .json).
 """
 
 from __future__ import annotations
@@ -36,13 +37,9 @@ class Stopwatch(pl.Callback):
     def __init__(self, warmup: int, n: int):
         self.warmup, self.n, self.t0, self.t1 = warmup, n, None, None
 
-    def _sync(self, device):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx in (self.warmup, self.warmup + self.n):
-            self._sync(pl_module.device)
+            _sync(pl_module.device)
             if batch_idx == self.warmup:
                 self.t0 = time.perf_counter()
             else:
@@ -61,8 +58,9 @@ def genexp_steps_per_s(args, dm: MNISTDataModule) -> float:
     return args.batches / (watch.t1 - watch.t0)
 
 
-def plain_steps_per_s(args, x_u8: torch.Tensor, y: torch.Tensor) -> float:
-    """The loop a PyTorch user would write for the same model and schedule."""
+def plain_step_fn(args, x_u8: torch.Tensor, y: torch.Tensor):
+    """One training step of the loop a PyTorch user would write for the same model and schedule:
+    returns `step(i)`, which trains on batch i."""
     device = torch.device("cuda" if args.device == "gpu" else args.device)
     nz, b = args.widths["nz"], args.batch_size
     G = Generator(nz, args.widths["ngf"], args.widths["ngfc"]).to(device)
@@ -72,13 +70,9 @@ def plain_steps_per_s(args, x_u8: torch.Tensor, y: torch.Tensor) -> float:
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     x_u8, y = x_u8.to(device), y.to(device)
     perm = torch.randperm(len(x_u8), device=device)
-    t0 = None
-    for i in range(args.warmup + args.batches):
-        if i == args.warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-        idx = perm[i * b : (i + 1) * b]
+
+    def step(i: int) -> None:
+        idx = perm[(i * b) % (len(perm) - b) :][:b]
         x = x_u8[idx].float().div_(255.0)  # [B, 1, 28, 28]
         yb = torch.nn.functional.one_hot(y[idx], 10).float()  # [B, 10]
         fake = G(torch.rand(b, nz, device=device), yb).detach()
@@ -93,11 +87,65 @@ def plain_steps_per_s(args, x_u8: torch.Tensor, y: torch.Tensor) -> float:
         g_cost.backward()
         opt_g.step()
         D.requires_grad_(True)
-        # the same per-step reporting genexp does (loss values kept as tensors, no host sync)
-        _ = (d_cost.detach(), g_cost.detach())
+
+    return step, device
+
+
+def plain_steps_per_s(args, x_u8: torch.Tensor, y: torch.Tensor) -> float:
+    step, device = plain_step_fn(args, x_u8, y)
+    t0 = None
+    for i in range(args.warmup + args.batches):
+        if i == args.warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        step(i)
+    _sync(device)
+    return args.batches / (time.perf_counter() - t0)
+
+
+def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return args.batches / (time.perf_counter() - t0)
+
+
+class Paired(pl.Callback):
+    """Lock-step comparison, robust to a machine whose load drifts: after each genexp batch, one plain
+    step runs (and is timed) in the same process; a genexp batch's time is the gap between two batch
+    starts minus the plain step inside it. Both loops thus see the same moment's load."""
+
+    def __init__(self, plain_step, warmup: int):
+        self.plain_step, self.warmup = plain_step, warmup
+        self.genexp, self.plain, self.t_start, self.t_plain = [], [], None, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _sync(pl_module.device)
+        now = time.perf_counter()
+        if self.t_start is not None and batch_idx > self.warmup:
+            self.genexp.append(now - self.t_start - self.t_plain)
+        self.t_start = now
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        _sync(pl_module.device)
+        t0 = time.perf_counter()
+        self.plain_step(batch_idx)
+        _sync(pl_module.device)
+        self.t_plain = time.perf_counter() - t0
+        if batch_idx >= self.warmup:
+            self.plain.append(self.t_plain)
+
+
+def paired_steps_per_s(args, dm: MNISTDataModule, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    step, _ = plain_step_fn(args, x_u8, y)
+    paired = Paired(step, args.warmup)
+    model = CDCGAN(d_steps=args.d_steps, **args.widths)
+    trainer = pl.Trainer(
+        accelerator=args.device, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.batches + 1,
+        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[paired],
+    )  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    n = min(len(paired.genexp), len(paired.plain))
+    return n / sum(paired.genexp[:n]), n / sum(paired.plain[:n])
 
 
 def main() -> None:
@@ -109,6 +157,13 @@ def main() -> None:
     p.add_argument("--d-steps", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--widths", default="64,64,1024,1024", help="ngf,ndf,ngfc,ndfc (default: the chapter's)")
+    p.add_argument(
+        "--mode",
+        default="paired",
+        choices=["paired", "blocks"],
+        help="paired: one plain step after each genexp batch, in lock-step (robust to drifting "
+        "load); blocks: each loop runs its batches in turn, alternating order per repeat",
+    )
     p.add_argument("--out", default=str(HERE / "results.md"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -124,10 +179,15 @@ def main() -> None:
     rows = []
     for r in range(args.repeats):
         torch.manual_seed(r)
-        order = ("genexp", "plain") if r % 2 == 0 else ("plain", "genexp")
-        speeds = {}
-        for name in order:
-            speeds[name] = genexp_steps_per_s(args, dm) if name == "genexp" else plain_steps_per_s(args, x_u8, y)
+        if args.mode == "paired":
+            order = ("paired",)
+            speeds = dict(zip(("genexp", "plain"), paired_steps_per_s(args, dm, x_u8, y), strict=True))
+        else:
+            order = ("genexp", "plain") if r % 2 == 0 else ("plain", "genexp")
+            speeds = {}
+            for name in order:
+                run = genexp_steps_per_s if name == "genexp" else None
+                speeds[name] = run(args, dm) if run else plain_steps_per_s(args, x_u8, y)
         rows.append({"repeat": r, "order": "/".join(order), **speeds, "ratio": speeds["genexp"] / speeds["plain"]})
         log.info("repeat %d (%s): genexp %.3f  plain %.3f steps/s  ratio %.3f", r, rows[-1]["order"],
                  speeds["genexp"], speeds["plain"], rows[-1]["ratio"])  # fmt: skip
@@ -139,7 +199,7 @@ def main() -> None:
         f"# cdcgan training speed: genexp (Lightning Trainer) vs plain PyTorch loop ({args.device})",
         "",
         f"batch {args.batch_size}, d_steps {args.d_steps}, widths {args.widths}, {args.batches} timed batches per "
-        f"loop per repeat after {args.warmup} warm-up, {args.repeats} interleaved repeats; {env}.",
+        f"loop per repeat after {args.warmup} warm-up, {args.repeats} repeats, mode {args.mode}; {env}.",
         "Steps = generator steps (batches) per second; each is d_steps + 1 optimizer steps.",
         "",
         "| repeat | order | genexp steps/s | plain steps/s | genexp / plain |",
