@@ -17,8 +17,13 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         return run(cfg)
-    except GenexpError as e:  # a user's mistake: one line, no traceback
-        print(f"genexp: error: {e}", file=sys.stderr)
+    except Exception as e:
+        # a user's mistake: one line, no traceback; Hydra wraps errors raised in a constructor
+        # (bad model/data values) in InstantiationException, with the GenexpError as __cause__
+        err = e if isinstance(e, GenexpError) else e.__cause__
+        if not isinstance(err, GenexpError):
+            raise
+        print(f"genexp: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

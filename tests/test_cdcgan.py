@@ -85,6 +85,12 @@ def test_bad_config_values_are_refused_in_one_line(kwargs, needle):
     assert "\n" not in str(err.value)
 
 
+def test_cli_refuses_a_bad_model_value_in_one_line(genexp_cli, tmp_path):
+    out = genexp_cli("model=cdcgan", "model.noise=gaussian", "trainer=smoke", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == "genexp: error: model.noise='gaussian' is not one of uniform, normal"
+
+
 @pytest.mark.parametrize("d_steps", [1, 3])
 def test_discriminator_steps_per_generator_step_is_exactly_d_steps(d_steps):
     model = CDCGAN(d_steps=d_steps, **TINY)
