@@ -19,6 +19,9 @@ from tests.conftest import ROOT, run_genexp
 from tests.wandb_records import logged, records
 
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+# A DBN's run length is its greedy schedule (sum of per-layer pretraining epochs + fine-tuning), so its
+# smoke run needs room for one epoch per phase.
+SMOKE_EXTRA = {"dbn": ["model.pretrain_epochs=1", "trainer.max_epochs=4"]}
 
 
 def _is_generative(model: str) -> bool:
@@ -77,7 +80,9 @@ def test_smoke_run_leaves_artifacts(model, tmp_path, request):
     if _is_generative(model):
         request.getfixturevalue("feature_classifier")  # the test-end sample metrics need it (cached)
     run = tmp_path / "run"
-    out = run_genexp(f"model={model}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}")
+    out = run_genexp(
+        f"model={model}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}", *SMOKE_EXTRA.get(model, [])
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["wall_time_s"] > 0 and "torch" in metrics["versions"]
