@@ -11,6 +11,7 @@ import threading
 import time
 
 import hydra
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -100,6 +101,12 @@ def test_smoke_run_leaves_artifacts(model, tmp_path, request):
     if _is_generative(model):
         assert (run / "samples" / "epoch_001.png").is_file()
         assert "test/fid_mnist_cnn" in metrics and "samples/_type" in wandb_logged["history"]
+        # any generative checkpoint exports samples for outside evaluation
+        from genexp.sample import export_samples, load_model
+
+        with np.load(export_samples(load_model(run / "checkpoints" / "last.ckpt"), 20, tmp_path / "s.npz")) as f:
+            assert f["images"].shape == (20, 1, 28, 28) and 0 <= f["images"].min() <= f["images"].max() <= 1
+            assert len(f["labels"]) == 20
 
 
 def test_multirun_makes_one_dir_per_job(tmp_path):

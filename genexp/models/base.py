@@ -42,3 +42,8 @@ class GenerativeModule(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Name the class in the checkpoint, so `python -m genexp.sample` can load any model's file.
+        Subclasses that save more call super() first."""
+        checkpoint["genexp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"

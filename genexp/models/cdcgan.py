@@ -236,9 +236,6 @@ class CDCGAN(GenerativeModule):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas)
         return [opt_d, opt_g]
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["genexp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"  # for genexp.sample
-
     # ---- evaluation ----------------------------------------------------------------------------
     def test_step(self, batch, batch_idx):
         """D's view of held-out digits and of fakes of the same labels (sample metrics: callbacks)."""

@@ -224,6 +224,7 @@ class DBN(GenerativeModule):
             self.unroll()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         # where the stack stood when saved (readable without loading the model); a resumed fit
         # recomputes its phase from the restored epoch, so it continues in this layer or the next
         phase, layer = self.phase(self.current_epoch)

@@ -246,6 +246,7 @@ class RBM(GenerativeModule):
     # ---- checkpoints: the PCD chains of every rank -------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep each rank's chains: the state_dict holds rank 0's, `pcd_chains` [world, B, n_hidden] all."""
+        super().on_save_checkpoint(checkpoint)
         if self.hparams.persistent and self.persistent_chain.numel():
             chains = self.persistent_chain
             world = self.trainer.world_size if self._trainer is not None else 1
