@@ -234,3 +234,16 @@ def test_one_hot_and_on_device(mnist_root):
 def test_bad_values_are_one_clear_line(kwargs, match):
     with pytest.raises(GenexpError, match=match):
         MNISTDataModule(**kwargs)
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    from genexp.data.augment import random_shift
+
+    x = torch.zeros(200, 1, 28, 28)
+    x[:, 0, 14, 14] = 1.0
+    torch.manual_seed(0)
+    y = random_shift(x, 2)
+    assert torch.equal(random_shift(x, 0), x) and torch.equal(y.sum((1, 2, 3)), torch.ones(200))
+    rows, cols = torch.nonzero(y[:, 0])[:, 1], torch.nonzero(y[:, 0])[:, 2]
+    assert (rows - 14).abs().max() == 2 and (cols - 14).abs().max() == 2  # every offset in [-2, 2] used
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == 25

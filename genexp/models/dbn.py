@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genexp import GenexpError, viz
+from genexp.data.augment import random_shift
 from genexp.models.base import GenerativeModule
 from genexp.models.rbm import RBM
 
@@ -71,19 +72,6 @@ def _per_layer(name: str, value, n: int, kind=float) -> list:
     if len(values) != n:
         raise GenexpError(f"model.{name}={list(values)} needs one value per RBM ({n}) or a single value")
     return [kind(v) for v in values]
-
-
-def _shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Translate each image [B, 1, 28, 28] by up to max_shift pixels, zero fill (data augmentation)."""
-    if max_shift == 0:
-        return x
-    b = x.shape[0]
-    padded = F.pad(x, (max_shift,) * 4)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,), device=x.device)
-    dy = torch.randint(0, 2 * max_shift + 1, (b,), device=x.device)
-    rows = (dy[:, None] + torch.arange(28, device=x.device))[:, :, None]  # [B, 28, 1]
-    cols = (dx[:, None] + torch.arange(28, device=x.device))[:, None, :]  # [B, 1, 28]
-    return padded[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)
 
 
 def pca_recon_sq_error(train: torch.Tensor, test: torch.Tensor, n_components: int) -> float:
@@ -312,7 +300,7 @@ class DBN(GenerativeModule):
         opt = opts[-1]
         for group in opt.param_groups:
             group["lr"] = self._finetune_lr(batch_idx)
-        x = _shift(x, self.hparams.max_shift)
+        x = random_shift(x, self.hparams.max_shift)
         # bf16 autocast (float32 weights, optimizer and evaluation): ~2x faster matmuls on CPUs with bf16 units
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.finetune_autocast):
             if self.hparams.finetune == "classifier":
