@@ -5,8 +5,7 @@
 
 The `.npz` holds `images` float32 [n, 1, 28, 28] in [0, 1] and `labels` int64 [n] (the digit asked
 of a conditional model, balanced 0..9 unless `digit=` is given; -1 for an unconditional one). The
-model class comes from the checkpoint (`genexp_class`, or a `_target_` in its hyper-parameters) or
-else from the Hydra config of the run that wrote it (`<run dir>/.hydra/config.yaml`). The file is
+model class comes from the checkpoint's `genexp_class` (every GenerativeModule writes it). The file is
 written atomically: a reader sees no file or a whole one.
 """
 
@@ -20,7 +19,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from genexp import GenexpError
 from genexp.models.base import GenerativeModule
@@ -31,21 +29,10 @@ OPTIONS = {"n": int, "out": str, "seed": int, "batch_size": int, "device": str, 
 
 
 def model_class_path(ckpt_path: Path, checkpoint: dict) -> str:
-    """Dotted path of the LightningModule class that wrote `checkpoint`."""
+    """Dotted path of the model class, stamped by GenerativeModule.on_save_checkpoint."""
     if checkpoint.get("genexp_class"):
         return checkpoint["genexp_class"]
-    target = (checkpoint.get("hyper_parameters") or {}).get("_target_")
-    if target:
-        return target
-    hydra_cfg = ckpt_path.resolve().parent.parent / ".hydra" / "config.yaml"  # <run>/checkpoints/x.ckpt
-    if hydra_cfg.is_file():
-        target = OmegaConf.load(hydra_cfg).get("model", {}).get("_target_")
-        if target:
-            return target
-    raise GenexpError(
-        f"{ckpt_path}: cannot tell which model wrote it (no genexp_class, no _target_, "
-        f"no {hydra_cfg}): not a genexp checkpoint?"
-    )
+    raise GenexpError(f"{ckpt_path}: no genexp_class in the checkpoint: not written by a genexp generative model")
 
 
 def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeModule:
@@ -54,7 +41,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeM
     if not path.is_file():
         raise GenexpError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu")
     except Exception as e:  # a truncated or foreign file
         raise GenexpError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
@@ -62,9 +49,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeM
     cls = hydra.utils.get_class(model_class_path(path, checkpoint))
     if not issubclass(cls, GenerativeModule):
         raise GenexpError(f"{path} holds a {cls.__name__}, not a generative model (GenerativeModule)")
-    # weights_only=False: checkpoints of Hydra runs hold omegaconf containers (the datamodule's hparams);
-    # genexp.sample is for checkpoints you trust, like torch.load itself.
-    return cls.load_from_checkpoint(path, map_location=device, weights_only=False).eval()
+    return cls.load_from_checkpoint(path, map_location=device).eval()
 
 
 @torch.no_grad()

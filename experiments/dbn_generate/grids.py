@@ -28,8 +28,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
-    # weights_only=False: the project's own checkpoint, whose datamodule hparams hold an omegaconf ListConfig
-    model = DBN.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=False).eval()
+    model = DBN.load_from_checkpoint(args.checkpoint, map_location="cpu").eval()
     model.hparams.sample_steps = args.steps
     for down in ("mean", "sample"):
         model.hparams.sample_down = down

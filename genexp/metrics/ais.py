@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if not Path(args.ckpt).is_file():
         raise GenexpError(f"checkpoint {args.ckpt!r} does not exist")
-    rbm = RBM.load_from_checkpoint(args.ckpt, map_location="cpu", weights_only=False)  # our own run's file
+    rbm = RBM.load_from_checkpoint(args.ckpt, map_location="cpu")
     dm = MNISTDataModule(root=args.data_root)
     dm.setup()
     train_v = dm.split_tensors("train")[0]
