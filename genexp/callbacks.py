@@ -35,6 +35,8 @@ class Checkpoint(ModelCheckpoint):
             self.monitor = pl_module.monitor
             self.mode = pl_module.monitor_mode
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+        elif self.monitor is None:
+            self.save_top_k = 0  # nothing to rank by: a "best" file would only be the latest; keep last.ckpt
         super().setup(trainer, pl_module, stage)
 
     def on_exception(self, trainer, pl_module, exception):

@@ -92,6 +92,7 @@ def test_smoke_run_leaves_artifacts(model, tmp_path, request):
     assert (run / "csv" / "metrics.csv").is_file()
     # the checkpoint alone rebuilds the model (plain hparams: loads with torch's weights_only=True)
     cls = hydra.utils.get_class(OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml")._target_)
+    assert (run / "checkpoints" / "best.ckpt").is_file() == (cls.monitor is not None)  # best only with a monitor
     assert isinstance(cls.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu"), cls)
     (wandb_run,) = (run / "wandb").glob("offline-run-*")  # a real offline run that `wandb sync` uploads
     wandb_logged = logged(wandb_run)
