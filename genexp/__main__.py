@@ -4,11 +4,24 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genexp import GenexpError
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
+# The top-level conf/ of a checkout is the one source; a built wheel carries a copy of it as the
+# package `genexp.conf` (setup.py), found when there is no checkout beside the package.
+_CHECKOUT_CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = str(_CHECKOUT_CONF) if (_CHECKOUT_CONF / "config.yaml").is_file() else "pkg://genexp.conf"
+
+
+def _direction(target: str) -> str:
+    from genexp.run import val_direction  # imported when a sweeper asks: --help and --cfg stay fast
+
+    return val_direction(target)
+
+
+# hparams_search presets read the Optuna direction from the model class: ${val_direction:${model._target_}}
+OmegaConf.register_new_resolver("val_direction", _direction, replace=True)
 
 
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")

@@ -1,10 +1,12 @@
-"""The recipe: seed -> data, model, loggers, callbacks, trainer -> fit -> test -> metrics.json."""
+"""The recipe: seed -> data, model, loggers, callbacks, trainer -> fit -> test -> metrics.json.
+
+Nothing here knows a model: what a run returns to a sweeper is the model's declared validation metric
+(`val_metric`, `val_mode`), and the evaluation is whatever callbacks the config switched on.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-import genexp
+from genexp.record import git_state, versions, write_json
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +44,18 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def _scalar(v):
-    return v.item() if isinstance(v, torch.Tensor) else v
+def _number(v):
+    v = v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+    return v if isinstance(v, (int, float)) else None
 
 
-def write_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)  # atomic: never a half-written metrics.json
+def val_direction(target: str) -> str:
+    """"minimize" / "maximize" for the model class `target` (the Optuna sweeper's direction)."""
+    return "maximize" if hydra.utils.get_class(target).val_mode == "max" else "minimize"
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Train and test one configuration; return the model's primary metric (for Optuna sweeps)."""
+    """Train and test one configuration; return the model's validation metric (for sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     start = time.time()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -64,47 +66,61 @@ def run(cfg: DictConfig) -> float | None:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()  # find (or download) and verify the data before anything is written
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    loggers = _loggers(cfg, run_dir)
     callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = _loggers(cfg, run_dir)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
     )
-    status, fit_metrics, metrics = "failed", {}, {}
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        fit_metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items()}
-        if cfg.get("test", True):
-            trainer.test(model, datamodule=datamodule, verbose=False)
-        status = "finished"
-    finally:
-        status = "interrupted" if trainer.interrupted else status
+    provenance = {**git_state(), "config": ".hydra/config.yaml", "feature_net": None}
+    for c in callbacks:
+        provenance.update(c.provenance() if hasattr(c, "provenance") else {})
+    record = {
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "provenance": provenance,
+        "versions": versions(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    status, metrics = "failed", {}
+
+    def write(status: str) -> None:
         if trainer.is_global_zero:
-            metrics = {**fit_metrics, **{k: _scalar(v) for k, v in trainer.callback_metrics.items()}}
-            metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            value = metrics.get(model.val_metric)
             write_json(
                 {
                     **metrics,
+                    **record,
                     "status": status,
+                    "val_metric": {"name": model.val_metric, "mode": model.val_mode, "value": value},
                     "wall_time_s": round(time.time() - start, 2),
                     "epochs": trainer.current_epoch,
                     "global_step": trainer.global_step,
                     "device": str(trainer.strategy.root_device),
                     "world_size": trainer.world_size,
-                    "cpu": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads(),
-                    "versions": {
-                        "genexp": genexp.__version__,
-                        "torch": torch.__version__,
-                        "pytorch_lightning": pl.__version__,
-                        "python": platform.python_version(),
-                    },
                 },
                 run_dir / "metrics.json",
             )
+
+    write("running")
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        if cfg.get("test", True):
+            trainer.test(model, datamodule=datamodule, verbose=False)
+        status = "finished"
+    finally:
+        status = "interrupted" if trainer.interrupted else status
+        metrics |= {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        write(status)
         for lg in loggers:
             if isinstance(lg, WandbLogger):
                 lg.experiment.finish()  # one W&B run per job, also in a multirun
-    key = getattr(model, "primary_metric", None)
-    value = metrics.get(key) if key else None
-    log.info("run dir: %s%s", run_dir, f" | {key} = {value:.5g}" if value is not None else "")
+    value = metrics.get(model.val_metric)
+    log.info(
+        "run dir: %s | %s = %s (%s is better)",
+        run_dir,
+        model.val_metric,
+        "n/a" if value is None else f"{value:.5g}",
+        "higher" if model.val_mode == "max" else "lower",
+    )
     return value

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 
 def grid(images: torch.Tensor | np.ndarray, nrow: int, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -41,4 +42,20 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(array).save(tmp, format="PNG")
     os.replace(tmp, path)
+    return path
+
+
+def log_image(trainer, key: str, image: np.ndarray, step: int | None = None) -> None:
+    """Send a uint8 image (H, W) to whichever image-capable loggers the run has."""
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_image(key=key, images=[image], step=step)
+        elif isinstance(lg, TensorBoardLogger):
+            lg.experiment.add_image(key, image[None], global_step=step or 0)
+
+
+def picture(trainer, image: np.ndarray, name: str, key: str) -> Path:
+    """Save `samples/<name>` in the run dir (rank 0 calls this) and send it to the loggers."""
+    path = save_png(image, Path(trainer.default_root_dir) / "samples" / name)
+    log_image(trainer, key, image, step=trainer.global_step)
     return path

@@ -1,19 +1,26 @@
-"""IDX reading and verification, the download path (against a local HTTP server), the datamodule."""
+"""IDX reading and verification, the download path (against a local HTTP server), the datamodules.
+
+Tests that read the real MNIST are marked slow; FakeDataModule covers the shared logic in the fast tier.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import http.server
 import shutil
 import threading
+import time
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from genexp import GenexpError
-from genexp.data import MNISTDataModule, load_mnist
+from genexp.data import DataInfo, FakeDataModule, ImageDataModule, MNISTDataModule, load_mnist
 from genexp.data.mnist import FILES, parse_idx, write_idx
 
 # ---- IDX ---------------------------------------------------------------------------------------
@@ -45,12 +52,14 @@ def _copy_mnist(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_real_mnist_loads_and_verifies(mnist_root):
     arrays = load_mnist(mnist_root, download_missing=False)
     assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_labels"].shape == (10000,)
     assert np.bincount(arrays["test_labels"]).tolist()[:3] == [980, 1135, 1032]  # the official class counts
 
 
+@pytest.mark.slow
 def test_truncated_gzip_is_a_clear_error(mnist_root, tmp_path):
     root = _copy_mnist(mnist_root, tmp_path / "d")
     path = root / "t10k-labels-idx1-ubyte.gz"
@@ -59,6 +68,7 @@ def test_truncated_gzip_is_a_clear_error(mnist_root, tmp_path):
         load_mnist(root, download_missing=False)
 
 
+@pytest.mark.slow
 def test_altered_content_fails_checksum(mnist_root, tmp_path):
     root = _copy_mnist(mnist_root, tmp_path / "d")
     labels = np.frombuffer(gzip.open(root / "t10k-labels-idx1-ubyte.gz").read()[8:], np.uint8).copy()
@@ -68,6 +78,7 @@ def test_altered_content_fails_checksum(mnist_root, tmp_path):
         load_mnist(root, download_missing=False)
 
 
+@pytest.mark.slow
 def test_raw_uncompressed_files_are_accepted(mnist_root, tmp_path):
     root = tmp_path / "raw"
     root.mkdir()
@@ -120,6 +131,7 @@ class _Server:
         self.httpd.server_close()
 
 
+@pytest.mark.slow
 def test_download_good_files(mnist_root, tmp_path):
     root = tmp_path / "data"
     with _Server(mnist_root) as server:
@@ -128,6 +140,7 @@ def test_download_good_files(mnist_root, tmp_path):
     assert sorted(p.name for p in root.iterdir()) == sorted(f"{stem}.gz" for stem, _, _ in FILES.values())
 
 
+@pytest.mark.slow
 def test_download_wrong_checksum_leaves_nothing(mnist_root, tmp_path):
     served = _copy_mnist(mnist_root, tmp_path / "served")
     write_idx(np.zeros(10000, np.uint8), served / "t10k-labels-idx1-ubyte.gz")  # well-formed, wrong content
@@ -138,6 +151,7 @@ def test_download_wrong_checksum_leaves_nothing(mnist_root, tmp_path):
     assert "t10k-labels-idx1-ubyte.gz" not in left and not any(n.startswith(".download") for n in left)
 
 
+@pytest.mark.slow
 def test_download_dying_server_leaves_no_partial_file(mnist_root, tmp_path):
     root = tmp_path / "data"
     with _Server(mnist_root, truncate=True) as server, pytest.raises(GenexpError, match="download failed"):
@@ -148,6 +162,7 @@ def test_download_dying_server_leaves_no_partial_file(mnist_root, tmp_path):
 # ---- datamodule ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_splits_are_deterministic_and_disjoint(mnist_dm, mnist_root):
     x_tr, y_tr = mnist_dm.split_tensors("train")
     x_va, _ = mnist_dm.split_tensors("val")
@@ -162,6 +177,7 @@ def test_splits_are_deterministic_and_disjoint(mnist_dm, mnist_root):
     assert sum(hash(r.numpy().tobytes()) in train_keys for r in (x_va[:300, 0] * 255).to(torch.uint8)) <= 3
 
 
+@pytest.mark.slow
 def test_batches_shuffle_per_epoch_and_cover_the_split(mnist_dm):
     loader = mnist_dm.train_dataloader()
     first = torch.cat([y for _, y in loader])
@@ -171,7 +187,7 @@ def test_batches_shuffle_per_epoch_and_cover_the_split(mnist_dm):
     assert (torch.bincount(first, minlength=10) - torch.bincount(second, minlength=10)).abs().sum() <= 2 * 80
 
 
-def test_ranks_get_disjoint_equal_shards(mnist_dm):
+def test_ranks_get_disjoint_equal_shards():
     from genexp.data.datamodule import BatchLoader
 
     x, y = torch.arange(1000).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8), torch.arange(1000)
@@ -182,6 +198,16 @@ def test_ranks_get_disjoint_equal_shards(mnist_dm):
     assert len(set(torch.cat(shards).tolist())) == 990
 
 
+@pytest.mark.slow
+def test_mnist_info(mnist_dm):
+    info = mnist_dm.info
+    assert (info.name, info.shape, info.n_classes, info.binary) == ("mnist", (1, 28, 28), 10, False)
+    assert info.class_names == tuple("0123456789")
+    assert abs(info.mean_pixel - 0.1307) < 0.002  # the well-known MNIST mean (0.1307 over all 60k)
+    assert torch.equal(mnist_dm.split_tensors("val", raw=True)[0], mnist_dm.split_tensors("val")[0])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["static", "threshold", "dynamic"])
 def test_binarization(mnist_root, mode):
     dm = MNISTDataModule(root=str(mnist_root), binarize=mode, val_size=1000)
@@ -192,11 +218,15 @@ def test_binarization(mnist_root, mode):
     grey = MNISTDataModule(root=str(mnist_root), val_size=1000)
     grey.setup()
     g = next(iter(grey.test_dataloader()))[0]
+    # raw=True: the grey levels whatever data.binarize says; info.mean_pixel is of those grey levels too
+    assert torch.equal(dm.split_tensors("test", raw=True)[0], grey.split_tensors("test")[0])
+    assert dm.info.binary and not grey.info.binary and dm.info.mean_pixel == grey.info.mean_pixel
     # binary pixels follow the grey levels: mean of x ~ mean intensity
     assert abs(x1.mean().item() - g.mean().item()) < (0.02 if mode != "threshold" else 0.05)
     assert torch.equal(x1, x2) == (mode != "dynamic")  # only dynamic resamples
 
 
+@pytest.mark.slow
 def test_labelled_subset_is_balanced_and_seeded(mnist_root):
     dm = MNISTDataModule(root=str(mnist_root), labelled=100, labelled_seed=5)
     dm.setup()
@@ -208,6 +238,7 @@ def test_labelled_subset_is_balanced_and_seeded(mnist_root):
     assert torch.equal(again.labelled_x, dm.labelled_x) and not torch.equal(other.labelled_x, dm.labelled_x)
 
 
+@pytest.mark.slow
 def test_one_hot_and_on_device(mnist_root):
     class FakeTrainer:  # the attributes the datamodule reads from a Trainer
         global_rank, world_size = 0, 1
@@ -247,3 +278,153 @@ def test_random_shift_moves_each_image_within_bounds():
     rows, cols = torch.nonzero(y[:, 0])[:, 1], torch.nonzero(y[:, 0])[:, 2]
     assert (rows - 14).abs().max() == 2 and (cols - 14).abs().max() == 2  # every offset in [-2, 2] used
     assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == 25
+
+
+# ---- FakeDataModule and DataInfo (no files: the fast tier) ------------------------------------------
+
+
+def _fake_trainer(rank: int = 0, world_size: int = 1):
+    """The attributes the datamodule reads from a Trainer."""
+
+    class strategy:
+        root_device = torch.device("cpu")
+
+    return type("FakeTrainer", (), {"global_rank": rank, "world_size": world_size, "strategy": strategy})()
+
+
+def _fake(**kwargs) -> FakeDataModule:
+    dm = FakeDataModule(**kwargs)
+    dm.setup()
+    return dm
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {r.numpy().tobytes() for r in (x.flatten(1) * 255).round().to(torch.uint8)}
+
+
+def test_fake_splits_shapes_and_balanced_labels():
+    dm = _fake()
+    for split, n in (("train", 320), ("val", 80), ("test", 80)):
+        x, y = dm.split_tensors(split)
+        assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+        assert torch.bincount(y, minlength=10).tolist() == [n // 10] * 10
+    x = dm.split_tensors("train")[0]
+    assert x.min() == 0 and x.max() == 1
+    # grey-level images: dark background, a minority of ink, soft edges (many distinct levels)
+    assert x.median() < 0.1 and 0.05 < (x > 0.5).float().mean() < 0.3 and len(x.unique()) > 100
+    assert len(_rows(x) | _rows(dm.split_tensors("val")[0]) | _rows(dm.split_tensors("test")[0])) == 480
+    loader = dm.train_dataloader()
+    xb, yb = next(iter(loader))
+    assert len(loader) == 20 and xb.shape == (16, 1, 28, 28) and yb.shape == (16,)
+    assert next(iter(dm.test_dataloader()))[0].shape == (40, 1, 28, 28)
+
+
+def test_fake_is_deterministic_from_split_seed_and_fast():
+    timings = []
+    for _ in range(3):
+        t = time.perf_counter()
+        a = _fake(split_seed=4)
+        timings.append(time.perf_counter() - t)
+    assert min(timings) < 0.1
+    b, c = _fake(split_seed=4), _fake(split_seed=5)
+    for split in ("train", "val", "test"):
+        assert torch.equal(a.split_tensors(split)[0], b.split_tensors(split)[0])
+        assert torch.equal(a.split_tensors(split)[1], b.split_tensors(split)[1])
+        assert not torch.equal(a.split_tensors(split)[0], c.split_tensors(split)[0])
+
+
+def test_fake_classes_are_learnable():
+    dm = _fake()
+    (x, y), (xt, yt) = dm.split_tensors("train"), dm.split_tensors("test")
+    torch.manual_seed(0)
+    clf = torch.nn.Linear(784, 10)
+    opt = torch.optim.Adam(clf.parameters(), lr=0.01)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(clf(x.flatten(1)), y).backward()
+        opt.step()
+    assert (clf(xt.flatten(1)).argmax(1) == yt).float().mean() >= 0.95
+
+
+@pytest.mark.parametrize("mode", ["static", "threshold", "dynamic"])
+def test_fake_binarization_and_raw(mode):
+    grey, dm = _fake(), _fake(binarize=mode)
+    x1, x2 = next(iter(dm.test_dataloader()))[0], next(iter(dm.test_dataloader()))[0]
+    assert set(x1.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(x1, x2) == (mode != "dynamic")  # only dynamic resamples per pass
+    raw = dm.split_tensors("test", raw=True)[0]
+    assert torch.equal(raw, grey.split_tensors("test")[0]) and len(raw.unique()) > 2
+    served = dm.split_tensors("test")[0]
+    if mode == "dynamic":  # stored grey, drawn per batch
+        assert torch.equal(served, raw)
+    else:  # stored binary
+        assert set(served.unique().tolist()) == {0.0, 1.0}
+    if mode != "threshold":  # Bernoulli pixels follow the grey levels
+        assert abs(x1.mean().item() - raw.mean().item()) < 0.01
+
+
+def test_fake_labelled_subset_is_balanced_and_seeded():
+    dm, again, other = _fake(labelled=50, labelled_seed=5), _fake(labelled=50, labelled_seed=5), _fake(labelled=50)
+    assert dm.labelled_x.shape == (50, 1, 28, 28) and torch.bincount(dm.labelled_y).tolist() == [5] * 10
+    assert _rows(dm.labelled_x) <= _rows(dm.split_tensors("train")[0])  # drawn from the train split
+    assert torch.equal(again.labelled_x, dm.labelled_x) and not torch.equal(other.labelled_x, dm.labelled_x)
+
+
+def test_fake_ranks_see_disjoint_shards():
+    seen = []
+    for rank in (0, 1):
+        dm = FakeDataModule()
+        dm.trainer = _fake_trainer(rank, world_size=2)
+        dm.setup()
+        loader = dm.train_dataloader()
+        assert len(loader) == 10  # 160 images each, 16 a batch
+        seen.append(_rows(torch.cat([x for x, _ in loader])))
+    assert len(seen[0]) == len(seen[1]) == 160 and not seen[0] & seen[1]
+    assert seen[0] | seen[1] == _rows(dm.split_tensors("train")[0])
+
+
+def test_fake_one_hot_on_device():
+    dm = FakeDataModule(one_hot=True, on_device=True)
+    dm.trainer = _fake_trainer()
+    dm.setup()
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1, 28, 28) and y.shape == (16, 10) and torch.equal(y.sum(1), torch.ones(16))
+    assert torch.equal(dm.split_tensors("val", raw=True)[1].argmax(1), dm.split_tensors("val")[1].argmax(1))
+
+
+def test_fake_info():
+    with pytest.raises(GenexpError, match="setup"):
+        FakeDataModule().info  # noqa: B018 - the property access is what raises
+    dm = _fake()
+    info = dm.info
+    assert isinstance(info, DataInfo) and (info.name, info.shape, info.n_classes) == ("fake", (1, 28, 28), 10)
+    assert len(set(info.class_names)) == 10 and not info.binary
+    assert info.mean_pixel == pytest.approx(dm.split_tensors("train", raw=True)[0].mean().item(), abs=1e-6)
+    binary = _fake(binarize="static").info
+    assert binary.binary and binary.mean_pixel == info.mean_pixel  # of the grey levels, not the binary pixels
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.binary = True
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_train": 0}, "data.n_train=0 must be >= 1"),
+        ({"pixel_noise": -0.1}, "data.pixel_noise=-0.1"),
+        ({"labelled": 330}, "data.labelled=330 must be a multiple of 10 between 10 and 320"),
+        ({"binarize": "otsu"}, "data.binarize='otsu'"),
+    ],
+)
+def test_fake_bad_values_are_one_clear_line(kwargs, match):
+    with pytest.raises(GenexpError, match=match):
+        FakeDataModule(**kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "data").glob("*.yaml")))
+def test_data_configs_are_constructor_arguments(name):
+    """Every key of every data yaml is a constructor argument (instantiate would fail otherwise)."""
+    data = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
+    cfg = OmegaConf.create({"seed": 3, "data": data})  # ${seed} resolves against the root, as in config.yaml
+    dm = hydra.utils.instantiate(cfg.data, _convert_="all")
+    assert isinstance(dm, ImageDataModule) and dm.name == name and dm.hparams.seed == 3
+    assert set(cfg.data) - {"_target_"} <= set(dm.hparams)

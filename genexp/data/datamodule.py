@@ -1,18 +1,22 @@
-"""MNIST as a LightningDataModule: in-memory tensors served by index (no worker processes).
+"""Image datasets as LightningDataModules: in-memory tensors served by index (no worker processes).
 
-Batches are `(x, y)`: x float [B, 1, 28, 28] in [0, 1] (binarized if asked), y int64 labels or
-one-hot float [B, 10] when `one_hot=True`.
+`ImageDataModule` holds everything that does not depend on where the images come from (splits,
+binarization, labelled subset, one-hot labels, device placement, DDP sharding); a subclass only says
+how to get the arrays (`load_arrays`). Batches are `(x, y)`: x float [B, 1, 28, 28] in [0, 1]
+(binarized if asked), y int64 labels or one-hot float [B, n_classes] when `one_hot=True`.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from genexp import GenexpError
+from genexp.data.info import DataInfo
 from genexp.data.mnist import MIRRORS, load_mnist, resolve_root
 
 BINARIZE = ("none", "static", "dynamic", "threshold")
@@ -58,10 +62,20 @@ class BatchLoader:
             yield x, self.y[sel]
 
 
-class MNISTDataModule(pl.LightningDataModule):
+class ImageDataModule(pl.LightningDataModule):
+    """The splits of a labelled image set, served by index.
+
+    A subclass sets `name`, `class_names` and `train_pool` (the size of the official training set,
+    which is split into train/val here; set it before calling `super().__init__`, which validates
+    against it) and implements `load_arrays`.
+    """
+
+    name: str = "images"
+    class_names: tuple[str, ...] = tuple(str(c) for c in range(10))
+    train_pool: int = 0
+
     def __init__(
         self,
-        root: str | None = None,
         batch_size: int = 128,
         eval_batch_size: int = 1000,
         val_size: int = 10000,
@@ -72,26 +86,31 @@ class MNISTDataModule(pl.LightningDataModule):
         labelled_seed: int = 0,
         one_hot: bool = False,
         on_device: bool = False,
-        download: bool = True,
-        mirrors: list[str] | tuple[str, ...] = MIRRORS,
         seed: int = 0,
     ):
         super().__init__()
+        pool, k = self.train_pool, len(self.class_names)
         if binarize not in BINARIZE:
             raise GenexpError(f"data.binarize={binarize!r} is not one of {', '.join(BINARIZE)}")
-        if not 0 <= val_size < 60000:
-            raise GenexpError(f"data.val_size={val_size} must be in [0, 60000)")
-        if labelled is not None and not (10 <= labelled <= 60000 - val_size and labelled % 10 == 0):
-            raise GenexpError(f"data.labelled={labelled} must be a multiple of 10 between 10 and {60000 - val_size}")
+        if not 0 <= val_size < pool:
+            raise GenexpError(f"data.val_size={val_size} must be in [0, {pool})")
+        if labelled is not None and not (k <= labelled <= pool - val_size and labelled % k == 0):
+            raise GenexpError(f"data.labelled={labelled} must be a multiple of {k} between {k} and {pool - val_size}")
         if batch_size < 1:
             raise GenexpError(f"data.batch_size={batch_size} must be >= 1")
+        # called here, it still records the subclass's arguments too (Lightning walks the __init__ chain)
         self.save_hyperparameters()
-        self.root = resolve_root(root)
         self.labelled_x = self.labelled_y = None
+        self._splits = self._raw = self._info = None
+
+    def load_arrays(self) -> dict[str, np.ndarray]:
+        """uint8 arrays `train_images` [train_pool, H, W], `train_labels`, `test_images`, `test_labels`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load_arrays()")
 
     # ---- building the splits -------------------------------------------------------------------
-    def prepare_data(self):
-        load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)
+    def _split_perm(self) -> torch.Tensor:
+        """The seeded permutation of the training pool: its first val_size indices are the val split."""
+        return torch.randperm(self.train_pool, generator=torch.Generator().manual_seed(self.hparams.split_seed))
 
     def _binarize_static(self, images_u8: torch.Tensor, seed: int) -> torch.Tensor:
         """Binary uint8 images in {0, 255}, so that the /255 in BatchLoader gives {0, 1}."""
@@ -103,21 +122,33 @@ class MNISTDataModule(pl.LightningDataModule):
         return b.to(torch.uint8) * 255
 
     def setup(self, stage: str | None = None):
-        if getattr(self, "_splits", None) is not None:
+        if self._splits is not None:
             return
-        arrays = load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)
-        x = torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1)  # [60000, 1, 28, 28] uint8
+        arrays = self.load_arrays()
+        # copies: the arrays may be read-only views of file bytes, which torch will not wrap
+        x = torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1)  # [pool, 1, H, W] uint8
         y = torch.from_numpy(arrays["train_labels"].astype("int64"))
         x_test = torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1)
         y_test = torch.from_numpy(arrays["test_labels"].astype("int64"))
-        # deterministic train/val split of the official 60k
-        perm = torch.randperm(60000, generator=torch.Generator().manual_seed(self.hparams.split_seed))
-        n_val = self.hparams.val_size
+        if len(x) != self.train_pool or len(y) != len(x) or len(y_test) != len(x_test):
+            raise GenexpError(f"{self.name}: load_arrays gave {len(x)} training images, expected {self.train_pool}")
+        perm, n_val = self._split_perm(), self.hparams.val_size
         splits = {
             "train": (x[perm[n_val:]], y[perm[n_val:]]),
             "val": (x[perm[:n_val]], y[perm[:n_val]]),
             "test": (x_test, y_test),
         }
+        # grey levels before binarization: the same tensors when nothing replaces them, so no copy
+        raw_x = {k: v[0] for k, v in splits.items()}
+        train_x = raw_x["train"]
+        self._info = DataInfo(
+            name=self.name,
+            shape=tuple(train_x.shape[1:]),
+            n_classes=len(self.class_names),
+            class_names=tuple(self.class_names),
+            mean_pixel=float(train_x.sum(dtype=torch.int64)) / (255.0 * max(train_x.numel(), 1)),  # no float copy
+            binary=self.hparams.binarize != "none",
+        )
         if self.hparams.binarize in ("static", "threshold"):
             for i, name in enumerate(splits):
                 xs, ys = splits[name]
@@ -125,7 +156,9 @@ class MNISTDataModule(pl.LightningDataModule):
         if self.hparams.labelled is not None:
             self.labelled_x, self.labelled_y = self._labelled_subset(*splits["train"])
         if self.hparams.one_hot:
-            splits = {k: (v[0], F.one_hot(v[1], 10).float()) for k, v in splits.items()}
+            splits = {k: (v[0], F.one_hot(v[1], len(self.class_names)).float()) for k, v in splits.items()}
+        # raw copies stay on the CPU: their user binarizes them with a CPU generator
+        self._raw = {k: (raw_x[k], v[1]) for k, v in splits.items()}
         device = torch.device("cpu")
         if self.hparams.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
@@ -141,15 +174,25 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def _labelled_subset(self, x, y):
         """A class-balanced subset of `labelled` training examples, chosen with labelled_seed."""
-        per_class = self.hparams.labelled // 10
+        k = len(self.class_names)
+        per_class = self.hparams.labelled // k
         g = torch.Generator().manual_seed(self.hparams.labelled_seed)
         idx = torch.cat(
             [
                 torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
-                for c in range(10)
+                for c in range(k)
             ]
         )
         return x[idx].float() / 255.0, y[idx]
+
+    def _require_setup(self):
+        if self._splits is None:
+            raise GenexpError(f"{type(self).__name__}: call setup() before asking for its data")
+
+    @property
+    def info(self) -> DataInfo:
+        self._require_setup()
+        return self._info
 
     # ---- loaders -------------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> BatchLoader:
@@ -176,7 +219,59 @@ class MNISTDataModule(pl.LightningDataModule):
     def test_dataloader(self):
         return self._loader("test", train=False)
 
-    def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole split as float images in [0, 1] (binarized as configured) and labels, for metrics."""
-        x, y = self._splits[split]
+    def split_tensors(self, split: str, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole split as float images in [0, 1] and labels, for metrics.
+
+        raw=False: the images as stored for serving: static/threshold-binarized if configured, grey
+        levels otherwise (dynamic binarization happens per batch, in the loader), on the device.
+        raw=True: the grey levels before any binarization, on the CPU, e.g. for a log-likelihood
+        evaluator that binarizes the test set itself with a fixed seed whatever data.binarize says.
+        """
+        self._require_setup()
+        x, y = (self._raw if raw else self._splits)[split]
         return x.float() / 255.0, y
+
+
+class MNISTDataModule(ImageDataModule):
+    """The official MNIST IDX files (found, or downloaded and verified, under `root`)."""
+
+    name = "mnist"
+    train_pool = 60000
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 10000,
+        split_seed: int = 0,
+        binarize: str = "none",
+        binarize_seed: int = 0,
+        labelled: int | None = None,
+        labelled_seed: int = 0,
+        one_hot: bool = False,
+        on_device: bool = False,
+        download: bool = True,
+        mirrors: list[str] | tuple[str, ...] = MIRRORS,
+        seed: int = 0,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            val_size=val_size,
+            split_seed=split_seed,
+            binarize=binarize,
+            binarize_seed=binarize_seed,
+            labelled=labelled,
+            labelled_seed=labelled_seed,
+            one_hot=one_hot,
+            on_device=on_device,
+            seed=seed,
+        )
+        self.root = resolve_root(root)
+
+    def prepare_data(self):
+        load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)
+
+    def load_arrays(self) -> dict[str, np.ndarray]:
+        return load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)

@@ -109,22 +109,24 @@ def generator_loss(d_fake: torch.Tensor, kind: str = "non_saturating") -> torch.
 
 class CDCGAN(GenerativeModule):
     is_conditional = True
+    needs_labels = True
+    val_metric, val_mode = "val/fid_mnist_cnn", "min"  # from the SampleQuality callback on the val split
 
     def __init__(
         self,
-        nz: int = 100,
-        noise: str = "uniform",
-        ngf: int = 64,
-        ndf: int = 64,
-        ngfc: int = 1024,
-        ndfc: int = 1024,
-        d_steps: int = 2,
-        g_loss: str = "non_saturating",
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        ema_decay: float | None = None,
-        nn_samples: int = 1000,
+        *,
+        nz: int,
+        noise: str,
+        ngf: int,
+        ndf: int,
+        ngfc: int,
+        ndfc: int,
+        d_steps: int,
+        g_loss: str,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        ema_decay: float | None,
     ):
         super().__init__()
         if noise not in NOISE:
@@ -198,25 +200,15 @@ class CDCGAN(GenerativeModule):
         if self.generator_ema is not None:
             self.update_ema()
 
-        if self.logging_step():
-            self.log_training(d_cost, g_cost, d_fake)
-
-    def logging_step(self) -> bool:
-        """Whether the trainer writes this step's metrics (every `log_every_n_steps`): self.log has a
-        fixed cost per call that a small model on a fast GPU feels at every step, and the loggers
-        drop what is logged on the other steps anyway."""
-        connector = getattr(self.trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True))
-
-    def log_training(self, d_cost: torch.Tensor, g_cost: torch.Tensor, d_fake: torch.Tensor) -> None:
-        self.log_dict(
-            {
-                "train/d_loss": d_cost.detach(),
-                "train/g_loss": g_cost.detach(),
-                "train/d_fake": torch.sigmoid(d_fake.detach()).mean(),
-            },
-            prog_bar=True,
-        )
+        if self.gen_step % self.trainer.log_every_n_steps == 0:  # self.log costs at every call: log when written
+            self.log_dict(
+                {
+                    "train/d_loss": d_cost.detach(),
+                    "train/g_loss": g_cost.detach(),
+                    "train/d_fake": torch.sigmoid(d_fake.detach()).mean(),
+                },
+                prog_bar=True,
+            )
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -252,17 +244,3 @@ class CDCGAN(GenerativeModule):
             },
             sync_dist=True,
         )
-
-    def on_test_epoch_end(self):
-        """Samples are not copies: distance of each sample to its nearest training image, against the same
-        distance for held-out test digits (genexp.metrics.nearest_neighbour_check)."""
-        dm = getattr(self.trainer, "datamodule", None)
-        if self.hparams.nn_samples <= 0 or dm is None or not self.trainer.is_global_zero:
-            return
-        from genexp.metrics.sample_quality import generate, nearest_neighbour_check
-
-        n = self.hparams.nn_samples
-        fake, _ = generate(self, n, seed=1, progress=False)
-        train, test = dm.split_tensors("train")[0], dm.split_tensors("test")[0][:n]
-        for key, value in nearest_neighbour_check(fake, train, test).items():
-            self.log(f"test/{key}", value, rank_zero_only=True)

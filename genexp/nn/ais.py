@@ -10,25 +10,20 @@ with Gibbs transitions that leave p_k invariant; log w = sum_k log p*_k(v_k) - l
 Z_B / Z_A ~= mean(w). The weights are accumulated in float64 (the Gibbs sampling is float32).
 When min(n_visible, n_hidden) <= 20, `exact_log_partition` enumerates the smaller layer instead.
 
-Command line: `python -m genexp.metrics.ais CKPT [--chains 100 --betas 14500 --seed 1]`.
+Used by the RBM's `log_likelihood` (and so by the `LogLikelihood` callback and `python -m genexp.loglik`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from genexp import GenexpError
-
-log = logging.getLogger(__name__)
+from genexp.nn.rbm import RBMCore, bernoulli
 
 MAX_EXACT_UNITS = 20
 
@@ -43,14 +38,6 @@ class AISResult:
     n_chains: int
     n_betas: int
     seconds: float
-    loglik: float | None = None  # mean test log-likelihood, -F(v) - log Z, when test data given
-    loglik_lo: float | None = None  # the ±3 sigma interval of log Z carried to the log-likelihood
-    loglik_hi: float | None = None
-
-
-def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bernoulli(p) as 1[u < p], u ~ U[0, 1) (as genexp.models.rbm.bernoulli: faster than torch.bernoulli)."""
-    return torch.empty_like(p).uniform_(generator=generator).lt_(p)
 
 
 def beta_schedule(n_betas: int) -> torch.Tensor:
@@ -77,7 +64,7 @@ def base_rate_vbias(train_v: torch.Tensor, smoothing: float = 5.0) -> torch.Tens
     return torch.log(p) - torch.log1p(-p)
 
 
-def _params(rbm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _params(rbm: RBMCore) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return rbm.W.detach(), rbm.hbias.detach(), rbm.vbias.detach()
 
 
@@ -115,7 +102,7 @@ def _log_p_star(beta: float, v_dot: torch.Tensor, pre_h: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def ais_log_partition(
-    rbm,
+    rbm: RBMCore,
     base_vbias: torch.Tensor,
     n_chains: int = 100,
     n_betas: int = 14500,
@@ -176,85 +163,21 @@ def ais_log_partition(
 
 
 @torch.no_grad()
-def mean_neg_free_energy(rbm, v: torch.Tensor, batch_size: int = 1000) -> float:
-    """mean over rows of -F(v) in float64 (log p(v) = -F(v) - log Z)."""
+def neg_free_energy(rbm: RBMCore, v: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """-F(v) per row in float64 [B] (log p(v) = -F(v) - log Z)."""
     W, c, b = (t.double() for t in _params(rbm))
-    total = 0.0
-    for chunk in v.reshape(len(v), -1).split(batch_size):
-        x = chunk.to(W.device).double()
-        total += float((x @ b + F.softplus(x @ W + c).sum(1)).sum())
-    return total / len(v)
+    out = [
+        (x @ b + F.softplus(x @ W + c).sum(1)) for x in v.reshape(len(v), -1).to(W.device).double().split(batch_size)
+    ]
+    return torch.cat(out)
 
 
-def binarize_test(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Binary images as they are; grey levels -> Bernoulli(x) drawn once with `seed`."""
-    x = x.reshape(len(x), -1).float()
-    if bool(((x == 0) | (x == 1)).all()):
-        return x
-    return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
-
-
-def ais_loglik(
-    rbm, train_v: torch.Tensor, test_v: torch.Tensor, n_chains: int = 100, n_betas: int = 14500, seed: int = 0
+def log_partition(
+    rbm: RBMCore, base_vbias: torch.Tensor, n_chains: int = 100, n_betas: int = 14500, seed: int = 0
 ) -> AISResult:
-    """Mean test log-likelihood of binary test_v: -F(v) - log Z with log Z by AIS (exact if enumerable)."""
+    """log Z: exact when the smaller layer has <= MAX_EXACT_UNITS units, else by AIS."""
     if min(rbm.W.shape) <= MAX_EXACT_UNITS:
         t = time.time()
         log_z = float(exact_log_partition(W=rbm.W.detach(), hbias=rbm.hbias.detach(), vbias=rbm.vbias.detach()))
-        result = AISResult(log_z, log_z, log_z, math.nan, float(n_chains), n_chains, 0, time.time() - t)
-    else:
-        result = ais_log_partition(rbm, base_rate_vbias(train_v), n_chains=n_chains, n_betas=n_betas, seed=seed)
-    neg_f = mean_neg_free_energy(rbm, test_v)
-    result.loglik = neg_f - result.log_z
-    result.loglik_lo, result.loglik_hi = neg_f - result.log_z_hi, neg_f - result.log_z_lo
-    return result
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """`python -m genexp.metrics.ais CKPT`: AIS log Z and mean test log-likelihood of a saved RBM."""
-    parser = argparse.ArgumentParser(prog="python -m genexp.metrics.ais", description=main.__doc__)
-    parser.add_argument("ckpt", help="checkpoint of model=rbm (e.g. outputs/rbm/.../checkpoints/last.ckpt)")
-    parser.add_argument("--chains", type=int, default=100)
-    parser.add_argument("--betas", type=int, default=14500)
-    parser.add_argument("--seed", type=int, default=1, help="seed of the AIS chains")
-    parser.add_argument("--test-seed", type=int, default=0, help="seed binarizing the grey test images")
-    parser.add_argument("--data-root", default=None, help="MNIST directory (default $GENEXP_DATA_DIR)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", default=None, help="also write the result to this file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pathlib import Path
-
-    from genexp.data import MNISTDataModule
-    from genexp.models.rbm import RBM
-
-    if not Path(args.ckpt).is_file():
-        raise GenexpError(f"checkpoint {args.ckpt!r} does not exist")
-    rbm = RBM.load_from_checkpoint(args.ckpt, map_location="cpu")
-    dm = MNISTDataModule(root=args.data_root)
-    dm.setup()
-    train_v = dm.split_tensors("train")[0]
-    test_v = binarize_test(dm.split_tensors("test")[0], seed=args.test_seed)
-    r = ais_loglik(rbm, train_v, test_v, n_chains=args.chains, n_betas=args.betas, seed=args.seed)
-    out = {"ckpt": str(args.ckpt), "test_binarize_seed": args.test_seed, "seed": args.seed, **asdict(r)}
-    print(
-        f"log Z = {r.log_z:.3f}  [-3s {r.log_z_lo:.3f}, +3s {r.log_z_hi:.3f}]  (base-rate log Z_A {r.log_z_base:.2f})"
-    )
-    print(
-        f"mean test log-likelihood = {r.loglik:.3f} nats  [{r.loglik_lo:.3f}, {r.loglik_hi:.3f}]  "
-        f"(10000 stochastically binarized test images, seed {args.test_seed})"
-    )
-    print(f"ESS = {r.ess:.1f} of {r.n_chains} chains, {r.n_betas} betas, AIS seed {args.seed}, {r.seconds:.1f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return out
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except GenexpError as e:
-        print(f"genexp: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return AISResult(log_z, log_z, log_z, math.nan, float(n_chains), n_chains, 0, time.time() - t)
+    return ais_log_partition(rbm, base_vbias, n_chains=n_chains, n_betas=n_betas, seed=seed)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one way to run a study and publish its table:
+#
+#   experiments/study.sh STUDY [-m] [genexp overrides ...]
+#
+# trains `python -m genexp [-m] overrides` into outputs/studies/STUDY (a Hydra multirun when -m is given,
+# e.g. over seed=1,2,3), keeps the console log in experiments/STUDY/train.log, writes
+# experiments/STUDY/results.md and results.json with `python -m genexp.summary` (git commit, config,
+# feature-network hash, mean ± std over seeds), and copies the run's final pictures beside them.
+# One torch thread and `nice`: several studies share this 2-core machine (OpenMP contention).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+study=$1; shift
+out=experiments/$study
+runs=outputs/studies/$study
+mkdir -p "$out"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} GENEXP_DATA_DIR=${GENEXP_DATA_DIR:-$(realpath ../shared/data/mnist)}
+PY=${PY:-.venv/bin/python}
+rm -rf "$runs"
+if [ "${1:-}" = "-m" ]; then
+  shift
+  dirs=(hydra.sweep.dir="$runs")
+  multirun=(-m)
+else
+  dirs=(hydra.run.dir="$runs")
+  multirun=()
+fi
+date -u +"start %FT%TZ: python -m genexp ${multirun[*]} $*" > "$out/train.log"
+rc=0
+nice -n 10 "$PY" -m genexp "${multirun[@]}" "$@" "${dirs[@]}" callbacks.progress_bar.refresh_rate=0 >> "$out/train.log" 2>&1 || rc=$?
+date -u +"end %FT%TZ (exit $rc)" >> "$out/train.log"
+"$PY" -m genexp.summary "$runs" --title "$study" --out "$out/results.md" --json "$out/results.json" || true
+# the final pictures of the (first) run: last sample grid, last filters, chains, reconstructions, errors
+first=$(dirname "$(find "$runs" -name metrics.json | sort | head -1)")
+last() { find "$first/samples" -name "$1" 2>/dev/null | sort | tail -1; }
+for pair in "epoch_*.png:samples.png" "filters_epoch_*.png:filters.png" "negative_particles.png:negative_particles.png" \
+            "reconstructions.png:reconstructions.png" "test_errors.png:test_errors.png"; do
+  src=$(last "${pair%%:*}")
+  [ -n "$src" ] && cp "$src" "$out/${pair##*:}"
+done
+exit $rc
