@@ -1,13 +1,49 @@
-"""Sample metrics: exact values on constructed cases, and on real MNIST with the project's classifier."""
+"""Sample metrics: exact values on constructed cases, the shipped feature network (hash, accuracy), and
+the metrics on real MNIST digits."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import shutil
 
+import pytest
 import torch
 
-from genexp.metrics import class_histogram, classify, frechet_distance, knn_precision_recall, sample_quality
+from genexp import GenexpError
+from genexp.callbacks import SampleQuality
+from genexp.metrics import features
+from genexp.metrics.sample_quality import class_histogram, classify, frechet_distance, generate, knn_precision_recall
+from genexp.metrics.sample_quality import sample_quality as score
 from genexp.models.base import GenerativeModule
+
+
+@pytest.fixture(scope="module")
+def feature_net():
+    return features.load_feature_net("mnist_cnn")
+
+
+def test_shipped_feature_net_is_pinned_and_recorded():
+    path = features.WEIGHTS / "mnist_cnn.pt"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == features.SHA256["mnist_cnn"]
+    assert path.stat().st_size < 4_000_000  # weights only, a few MB
+    info = json.loads((features.WEIGHTS / "mnist_cnn.json").read_text())
+    assert info["sha256"] == features.SHA256["mnist_cnn"] and info["test_acc"] >= 0.993
+    assert {"command", "seed", "git_commit"} <= set(info["recipe"]) and info["data"]["test"]
+
+
+def test_a_changed_weights_file_is_refused(tmp_path, monkeypatch):
+    shutil.copytree(features.WEIGHTS, tmp_path / "w")
+    raw = bytearray((tmp_path / "w" / "mnist_cnn.pt").read_bytes())
+    raw[-100] ^= 0xFF
+    (tmp_path / "w" / "mnist_cnn.pt").write_bytes(bytes(raw))
+    monkeypatch.setattr(features, "WEIGHTS", tmp_path / "w")
+    monkeypatch.setattr(features, "_LOADED", {})
+    with pytest.raises(GenexpError, match="not the shipped file"):
+        features.load_feature_net("mnist_cnn")
+    with pytest.raises(GenexpError, match="not a shipped feature network"):
+        SampleQuality(feature_net="inception")
 
 
 def test_frechet_distance_exact_cases():
@@ -41,17 +77,20 @@ def test_class_histogram():
     assert collapsed["class_frac_3"] == 1.0
 
 
-def test_classifier_accuracy_on_real_test_images(feature_classifier, mnist_dm):
+@pytest.mark.slow
+def test_shipped_feature_net_accuracy_on_the_official_test_set(feature_net, mnist_dm):
     x, y = mnist_dm.split_tensors("test")
-    _, logits = classify(feature_classifier, x)
+    _, logits = classify(feature_net, x)
     acc = (logits.argmax(1) == y).float().mean().item()
-    assert acc >= 0.99, acc
+    assert acc >= 0.993, acc
+    assert math.isclose(acc, json.loads((features.WEIGHTS / "mnist_cnn.json").read_text())["test_acc"], abs_tol=1e-4)
 
 
-def test_fid_of_test_halves_is_far_below_noise(feature_classifier, mnist_dm):
+@pytest.mark.slow
+def test_fid_of_test_halves_is_far_below_noise(feature_net, mnist_dm):
     x, _ = mnist_dm.split_tensors("test")
-    f, _ = classify(feature_classifier, x)
-    noise, _ = classify(feature_classifier, torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    f, _ = classify(feature_net, x)
+    noise, _ = classify(feature_net, torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
     halves = frechet_distance(f[:5000], f[5000:])
     to_noise = frechet_distance(f[:5000], noise)
     assert math.isfinite(halves) and halves >= 0 and to_noise > 50 * halves, (halves, to_noise)
@@ -74,14 +113,21 @@ class RealDigits(GenerativeModule):
         return torch.cat(out)
 
 
-def test_sample_quality_of_real_digits(feature_classifier, mnist_dm):
+def sample_quality(model, real, n, batch_size, net):
+    fake, labels = generate(model, n, batch_size, progress=False)
+    f_fake, logits = classify(net, fake)
+    return score(classify(net, real)[0], f_fake, logits.argmax(1), labels)
+
+
+@pytest.mark.slow
+def test_sample_quality_of_real_digits(feature_net, mnist_dm):
     x, y = mnist_dm.split_tensors("test")
-    perfect = sample_quality(RealDigits(x[5000:], y[5000:]), x[:5000], n=2000, batch_size=500)
+    perfect = sample_quality(RealDigits(x[5000:], y[5000:]), x[:5000], 2000, 500, feature_net)
     assert perfect["cond_acc"] > 0.98 and perfect["modes_covered"] == 10 and perfect["kl_to_uniform"] < 0.01
     collapsed = RealDigits(x[5000:], torch.where(y[5000:] == 1, 1, 99))  # only ones exist -> ask for 1 always
     collapsed.sample = lambda n, labels=None, generator=None: RealDigits.sample(
         collapsed, n, torch.ones_like(labels), generator
     )
-    bad = sample_quality(collapsed, x[:5000], n=2000, batch_size=500)
+    bad = sample_quality(collapsed, x[:5000], 2000, 500, feature_net)
     assert bad["modes_covered"] == 1 and bad["cond_acc"] < 0.15
-    assert bad["fid_mnist_cnn"] > 10 * perfect["fid_mnist_cnn"] and bad["recall"] < perfect["recall"]
+    assert bad["fid"] > 10 * perfect["fid"] and bad["recall"] < perfect["recall"]

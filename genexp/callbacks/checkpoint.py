@@ -32,6 +32,15 @@ class Checkpoint(ModelCheckpoint):
             return  # not comparable now: keep the best so far
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 
+    def on_train_epoch_end(self, trainer, pl_module):
+        # Lightning >= 2.x writes last.ckpt only when a top-k file was written at the same step; a run
+        # whose validation metric stopped improving would keep an old last.ckpt. Write it every epoch.
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            if self.last_model_path and self._last_global_step_saved == trainer.global_step:
+                return  # already written at this step
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_exception(self, trainer, pl_module, exception):
         interrupted = isinstance(exception, KeyboardInterrupt)
         if self.dirpath and trainer.state.fn == "fit" and (interrupted or trainer.global_step > 0):
