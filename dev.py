@@ -23,7 +23,9 @@ TORCH = "torch==2.13.0"  # also pinned in constraints.txt; installed first so no
 
 
 def _digest() -> str:
-    return hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "constraints.txt"))).hexdigest()
+    return hashlib.sha256(
+        b"".join((ROOT / f).read_bytes() for f in ("pyproject.toml", "setup.py", "constraints.txt"))
+    ).hexdigest()
 
 
 def _pip(*args: str) -> None:

@@ -50,7 +50,7 @@ def _number(v):
 
 
 def val_direction(target: str) -> str:
-    """"minimize" / "maximize" for the model class `target` (the Optuna sweeper's direction)."""
+    """ "minimize" / "maximize" for the model class `target` (the Optuna sweeper's direction)."""
     return "maximize" if hydra.utils.get_class(target).val_mode == "max" else "minimize"
 
 

@@ -167,7 +167,9 @@ def test_gen_step_and_ema_round_trip_through_a_checkpoint(fake_dm, tmp_path):
         assert torch.equal(*same)  # sampling uses the EMA generator, restored exactly
     live, ema = model.generator.fc1.weight, model.generator_ema.fc1.weight
     assert not torch.allclose(live, ema)  # the EMA really averages: it is not the live G
-    live_sample = model.generator(model.sample_noise(6, torch.Generator().manual_seed(0)), model.one_hot(torch.arange(6)))
+    live_sample = model.generator(
+        model.sample_noise(6, torch.Generator().manual_seed(0)), model.one_hot(torch.arange(6))
+    )
     assert not torch.allclose(live_sample, same[0])
 
 

@@ -18,8 +18,8 @@ import hydra
 import torch
 import yaml
 
-from genexp.record import write_json
 from genexp.nn.cnn import SmallCNN
+from genexp.record import write_json
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "genexp" / "metrics" / "weights"
 

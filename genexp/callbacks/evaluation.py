@@ -4,6 +4,7 @@ free-energy gap, the PCA baseline of an autoencoder."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -98,6 +99,9 @@ class LogLikelihood(pl.Callback):
         results = {}
         for split in self.splits:
             x = trainer.datamodule.split_tensors(split, raw=True)[0][: self.n]
+            if not len(x):
+                log.warning("LogLikelihood: split %r is empty, not scored", split)
+                continue
             with eval_mode(pl_module):
                 r = likelihood.score(pl_module, x, self.binarize, self.options)
             key = likelihood.key(split, self.binarize)
@@ -113,7 +117,8 @@ class LogLikelihood(pl.Callback):
                 self.binarize,
             )
             results[key] = {**r, "options": self.options}
-        write_json(results, Path(trainer.default_root_dir) / "likelihood.json")
+        path = Path(trainer.default_root_dir) / "likelihood.json"  # several variants may share the file
+        write_json({**(json.loads(path.read_text()) if path.is_file() else {}), **results}, path)
 
 
 class FreeEnergyGap(pl.Callback):

@@ -10,7 +10,7 @@ with Gibbs transitions that leave p_k invariant; log w = sum_k log p*_k(v_k) - l
 Z_B / Z_A ~= mean(w). The weights are accumulated in float64 (the Gibbs sampling is float32).
 When min(n_visible, n_hidden) <= 20, `exact_log_partition` enumerates the smaller layer instead.
 
-Used by the RBM's `log_likelihood` (and so by the `LogLikelihood` callback and `python -m genexp.loglik`).
+Used by the RBM's `log_likelihood` (and so by the `LogLikelihood` callback).
 """
 
 from __future__ import annotations

@@ -1,0 +1,19 @@
+"""Callbacks shared by every model: checkpoints, pictures and evaluation, each using only the models'
+contracts (genexp.models.base)."""
+
+from genexp.callbacks.checkpoint import Checkpoint
+from genexp.callbacks.evaluation import FreeEnergyGap, LogLikelihood, PCABaseline, SampleQuality
+from genexp.callbacks.pictures import ClassifierErrors, FilterMosaic, MarkovChains, Reconstructions, SampleGrid
+
+__all__ = [
+    "Checkpoint",
+    "ClassifierErrors",
+    "FilterMosaic",
+    "FreeEnergyGap",
+    "LogLikelihood",
+    "MarkovChains",
+    "PCABaseline",
+    "Reconstructions",
+    "SampleGrid",
+    "SampleQuality",
+]

@@ -1,0 +1,146 @@
+"""Evaluation of any model through its contracts, switched on per model family in conf/eval/:
+sample quality on a shipped feature network, log-likelihood on the fixed binarized set, the
+free-energy gap, the PCA baseline of an autoencoder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from genexp.callbacks.pictures import eval_mode
+from genexp.metrics import likelihood
+from genexp.metrics.features import feature_net_info, load_feature_net
+from genexp.metrics.pca import pca_recon_sq_error
+from genexp.metrics.sample_quality import classify, generate, nearest_neighbour_check, sample_quality
+from genexp.models.base import GenerativeModule
+from genexp.record import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _log(pl_module, metrics: dict[str, float], prefix: str) -> None:
+    for k, v in metrics.items():
+        pl_module.log(f"{prefix}/{k}", float(v), rank_zero_only=True)
+
+
+class SampleQuality(pl.Callback):
+    """Score `n_samples` samples (balanced labels, seeded) against the real split on the features of
+    the shipped network `feature_net`: `fid_<feature_net>`, cond_acc (conditional models), class
+    fractions and modes covered, k-NN precision/recall; at test end against the test split, and (when
+    `val_samples` > 0) at each training epoch's end against the val split, so a GAN has a validation metric.
+    `nn_samples` > 0 adds the nearest-training-neighbour check (are samples copies?)."""
+
+    def __init__(
+        self,
+        n_samples: int = 10000,
+        val_samples: int = 0,
+        nn_samples: int = 0,
+        batch_size: int = 500,
+        seed: int = 0,
+        feature_net: str = "mnist_cnn",
+    ):
+        self.n_samples, self.val_samples, self.nn_samples = n_samples, val_samples, nn_samples
+        self.batch_size, self.seed, self.feature_net = batch_size, seed, feature_net
+        self._real: dict[str, torch.Tensor] = {}
+        feature_net_info(feature_net)  # an unknown name fails before training
+
+    def provenance(self) -> dict:
+        info = feature_net_info(self.feature_net)
+        return {"feature_net": {"name": self.feature_net, "sha256": info["sha256"], "test_acc": info["test_acc"]}}
+
+    def _score(self, trainer, pl_module, split: str, n: int) -> dict[str, float]:
+        net = load_feature_net(self.feature_net, pl_module.device)
+        if split not in self._real:  # the real features of a split never change: once per run
+            self._real[split] = classify(net, trainer.datamodule.split_tensors(split)[0][:n])[0]
+        with eval_mode(pl_module):
+            fake, labels = generate(pl_module, n, self.batch_size, self.seed, progress=False)
+        f_fake, logits = classify(net, fake)
+        conditional = labels if pl_module.is_conditional else None
+        metrics = sample_quality(self._real[split], f_fake, logits.argmax(1), conditional)
+        metrics[f"fid_{self.feature_net}"] = metrics.pop("fid")
+        if split == "test" and self.nn_samples > 0:
+            dm = trainer.datamodule
+            metrics |= nearest_neighbour_check(
+                fake[: self.nn_samples].cpu(),
+                dm.split_tensors("train")[0],
+                dm.split_tensors("test")[0][: self.nn_samples],
+            )
+        return metrics
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # at the end of each training epoch rather than of validation: a GAN has no validation_step,
+        # and Lightning skips the validation loop (and its hooks) for such a model
+        if isinstance(pl_module, GenerativeModule) and self.val_samples > 0 and trainer.is_global_zero:
+            _log(pl_module, self._score(trainer, pl_module, "val", self.val_samples), "val")
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if isinstance(pl_module, GenerativeModule) and self.n_samples > 0 and trainer.is_global_zero:
+            _log(pl_module, self._score(trainer, pl_module, "test", self.n_samples), "test")
+
+
+class LogLikelihood(pl.Callback):
+    """At test end, the mean log-likelihood (nats) of every model that has `log_likelihood`, on the
+    fixed binarized version of each split in `splits` (genexp.metrics.likelihood: the grey-level
+    images binarized with one documented seed, whatever data.binarize was), first `n` images (null:
+    all). `options` go to the model's estimator (AIS chains and temperatures, IWAE samples, ...).
+    Logs `<split>/loglik` (and the model's extras) and writes likelihood.json in the run dir."""
+
+    def __init__(self, splits=("test",), n: int | None = None, binarize: str = "stochastic", options=None):
+        self.splits, self.n, self.binarize, self.options = list(splits), n, binarize, dict(options or {})
+        likelihood.binarized(torch.zeros(1), binarize)  # an unknown binarization fails before training
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not hasattr(pl_module, "log_likelihood") or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        results = {}
+        for split in self.splits:
+            x = trainer.datamodule.split_tensors(split, raw=True)[0][: self.n]
+            with eval_mode(pl_module):
+                r = likelihood.score(pl_module, x, self.binarize, self.options)
+            key = likelihood.key(split, self.binarize)
+            pl_module.log(key, r["mean"], rank_zero_only=True)
+            _log(pl_module, r["info"], split)
+            log.info(
+                "%s = %.3f nats (+- %.3f, %s, %d images, %s binarization)",
+                key,
+                r["mean"],
+                r["sem"],
+                r["kind"],
+                r["n"],
+                self.binarize,
+            )
+            results[key] = {**r, "options": self.options}
+        write_json(results, Path(trainer.default_root_dir) / "likelihood.json")
+
+
+class FreeEnergyGap(pl.Callback):
+    """Overfitting monitor for energy models (Hinton 2010, "A practical guide", sec. 6): mean F(val)
+    - mean F(train) on `n` images of each, at every validation end (`free_energy`)."""
+
+    def __init__(self, n: int = 1000):
+        self.n = n
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer, pl_module):
+        dm = trainer.datamodule
+        if dm is None or trainer.sanity_checking or self.n <= 0:
+            return
+        train, val = (dm.split_tensors(s)[0][: self.n].to(pl_module.device) for s in ("train", "val"))
+        if len(val):
+            gap = pl_module.free_energy(val).mean() - pl_module.free_energy(train).mean()
+            pl_module.log("val/free_energy_gap", gap, sync_dist=trainer.world_size > 1)
+
+
+class PCABaseline(pl.Callback):
+    """At test end, the squared reconstruction error of PCA with as many components as the model's
+    `code_size`, fitted on the same training images (Hinton & Salakhutdinov 2006, Fig. 2)."""
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        dm = trainer.datamodule
+        err = pca_recon_sq_error(dm.split_tensors("train")[0], dm.split_tensors("test")[0], pl_module.code_size)
+        pl_module.log("test/pca_recon_sq_error", err, rank_zero_only=True)

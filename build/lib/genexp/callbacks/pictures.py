@@ -1,0 +1,133 @@
+"""Pictures of any model through its contracts: sample grids (`sample`), filter mosaics (`filters`),
+Markov chains (`gibbs_chain`), reconstructions (`reconstruct`), a classifier's mistakes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+
+import pytorch_lightning as pl
+import torch
+
+from genexp import viz
+from genexp.models.base import GenerativeModule
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def eval_mode(pl_module):
+    """The module in eval mode (BatchNorm, dropout) inside, its previous mode restored afterwards."""
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        yield
+    finally:
+        pl_module.train(was_training)
+
+
+class SampleGrid(pl.Callback):
+    """Every `every_n_epochs`, a grid of `sample()` with fixed noise: one row per class for conditional
+    models. The noise is fixed by a generator seed and the labels by the layout, both kept in the
+    checkpoint (`state_dict`), so grids stay comparable across resume."""
+
+    def __init__(self, every_n_epochs: int = 1, per_class: int = 10, seed: int = 1234):
+        self.every_n_epochs, self.per_class, self.seed = every_n_epochs, per_class, seed
+
+    def state_dict(self):
+        return {"seed": self.seed, "per_class": self.per_class}
+
+    def load_state_dict(self, state):
+        self.seed, self.per_class = state["seed"], state["per_class"]
+
+    @torch.no_grad()
+    def grid(self, pl_module: GenerativeModule):
+        labels = torch.arange(10, device=pl_module.device).repeat_interleave(self.per_class)
+        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        with eval_mode(pl_module):
+            images = pl_module.sample(len(labels), labels=labels, generator=g)
+        return viz.grid(images, nrow=self.per_class, scale=2)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if not isinstance(pl_module, GenerativeModule) or self.every_n_epochs <= 0:
+            return
+        if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
+            return
+        image = self.grid(pl_module)  # every rank samples (cheap); rank 0 writes
+        if trainer.is_global_zero:
+            viz.picture(trainer, image, f"epoch_{epoch:03d}.png", "samples")
+
+
+class FilterMosaic(pl.Callback):
+    """The model's first-layer filters (`filters()` -> [n_pixels, n_units]) as square tiles, every
+    `every_n_epochs` (the deeplearning.net tutorial's filter pictures)."""
+
+    def __init__(self, every_n_epochs: int = 1):
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if not trainer.is_global_zero or self.every_n_epochs <= 0 or epoch % self.every_n_epochs:
+            return
+        w = pl_module.filters()
+        side = math.isqrt(w.shape[0])
+        if side * side == w.shape[0]:
+            viz.picture(trainer, viz.tile_filters(w, (side, side)), f"filters_epoch_{epoch:03d}.png", "filters")
+
+
+class MarkovChains(pl.Callback):
+    """At the end of training: `n_chains` chains started at consecutive test images, one row every
+    `steps_between` Gibbs steps (`gibbs_chain`; the chapter's negative-particle figure)."""
+
+    def __init__(self, n_chains: int = 20, n_rows: int = 10, steps_between: int = 1000, seed: int = 0):
+        self.n_chains, self.n_rows, self.steps_between, self.seed = n_chains, n_rows, steps_between, seed
+
+    def on_train_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or self.n_chains <= 0 or trainer.datamodule is None:
+            return
+        x = trainer.datamodule.split_tensors("test")[0][: self.n_chains].to(pl_module.device)
+        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        with torch.no_grad(), eval_mode(pl_module):
+            rows = pl_module.gibbs_chain(x, self.n_rows, self.steps_between, g)  # [rows, C, ...]
+        viz.picture(
+            trainer, viz.grid(rows.reshape(-1, *x.shape[1:]), nrow=len(x), pad=1), "negative_particles.png", "chains"
+        )
+        log.info("Markov chains: %d chains, %d rows %d Gibbs steps apart", len(x), self.n_rows, self.steps_between)
+
+
+class Reconstructions(pl.Callback):
+    """At test end: the first `n` test images and the model's `reconstruct()` of them (the layout of
+    Hinton & Salakhutdinov 2006, Fig. 2A)."""
+
+    def __init__(self, n: int = 10):
+        self.n = n
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        x = trainer.datamodule.split_tensors("test")[0][: self.n].to(pl_module.device)
+        with torch.no_grad(), eval_mode(pl_module):
+            recon = pl_module.reconstruct(x)
+        viz.picture(
+            trainer, viz.grid(torch.cat([x, recon]), nrow=len(x), scale=2), "reconstructions.png", "reconstructions"
+        )
+
+
+class ClassifierErrors(pl.Callback):
+    """At test end: the first `n` misclassified test images of a classifier (forward -> logits)."""
+
+    def __init__(self, n: int = 100):
+        self.n = n
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        x, y = trainer.datamodule.split_tensors("test")
+        y = y.argmax(1) if y.ndim == 2 else y
+        with torch.no_grad(), eval_mode(pl_module):
+            pred = torch.cat([pl_module(b.to(pl_module.device)).argmax(1).cpu() for b in x.split(1000)])
+        wrong = x[pred != y][: self.n]
+        if len(wrong):
+            viz.picture(trainer, viz.grid(wrong, nrow=10, scale=2), "test_errors.png", "test/errors")

@@ -1,0 +1,165 @@
+"""MNIST in its official IDX format: read with numpy, verify, download with checksums.
+
+IDX (LeCun et al., http://yann.lecun.com/exdb/mnist/): a big-endian header
+`0x00 0x00 <dtype=0x08 (uint8)> <ndim>` followed by ndim uint32 sizes, then the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from genexp import GenexpError
+
+log = logging.getLogger(__name__)
+
+# md5 of the *decompressed* content, so an official .gz and a recompressed copy both verify
+# (see ../shared/data/mnist/README.md). Sizes are (count, *dims).
+FILES = {
+    "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
+    "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", (60000,)),
+    "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
+    "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", (10000,)),
+}
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """data.root, else $GENEXP_DATA_DIR, else ./data."""
+    if root is None or str(root) == "":
+        root = os.environ.get("GENEXP_DATA_DIR") or "data"
+    return Path(root).expanduser().resolve()
+
+
+def _raw_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise GenexpError(f"cannot read {path}: {e} (corrupted or truncated file; delete it to re-download)") from e
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode IDX bytes into a uint8 array, checking the header against the payload length."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise GenexpError(f"{source}: not an IDX file (bad magic {raw[:4].hex() or 'empty'})")
+    if raw[2] != 0x08:
+        raise GenexpError(f"{source}: IDX dtype 0x{raw[2]:02x} is not 0x08 (uint8)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise GenexpError(f"{source}: truncated IDX header ({len(raw)} bytes)")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise GenexpError(f"{source}: IDX header says shape {shape} ({expected} bytes) but file has {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def write_idx(array: np.ndarray, path: Path) -> None:
+    """Inverse of parse_idx (uint8 only); gzip-compressed when the name ends in .gz."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes() + array.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(raw)
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def read_verified(path: Path, md5: str, shape: tuple[int, ...]) -> np.ndarray:
+    raw = _raw_bytes(path)
+    array = parse_idx(raw, str(path))
+    if array.shape != shape:
+        raise GenexpError(f"{path}: shape {array.shape}, expected {shape}")
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != md5:
+        raise GenexpError(f"{path}: md5 of the content is {digest}, expected {md5} (corrupted file; delete it)")
+    return array
+
+
+def _reason(e: Exception) -> str:
+    """A short reason for a failed download: 'ConnectionError: connection refused', 'HTTPError: 404 ...'."""
+    text = str(e)
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "no DNS"),
+        ("timed out", "timed out"),
+        ("IncompleteRead", "connection broken mid-file"),
+    ):
+        if needle in text:
+            return f"{type(e).__name__}: {short}"
+    return f"{type(e).__name__}: {text.splitlines()[0][:120] if text else ''}"
+
+
+def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int = 2) -> None:
+    """Fetch the missing files into root, trying each mirror in turn (`attempts` times each).
+
+    Each file goes to a temporary folder inside root (pooch itself writes to a temp name), is
+    verified, and only then renamed into place, so root never holds a partial or unverified file.
+    """
+    import pooch
+
+    root.mkdir(parents=True, exist_ok=True)
+    for stem, md5, shape in FILES.values():
+        if _find(root, stem):
+            continue
+        errors = []
+        for mirror in [m for m in mirrors for _ in range(attempts)]:
+            tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+            try:
+                fname = stem + ".gz"
+                log.info("downloading %s%s", mirror, fname)
+                path = pooch.retrieve(
+                    url=mirror.rstrip("/") + "/" + fname,
+                    known_hash=None,
+                    fname=fname,
+                    path=tmp,
+                    downloader=pooch.HTTPDownloader(timeout=timeout, progressbar=False),
+                )
+                read_verified(Path(path), md5, shape)
+                os.replace(path, root / fname)  # atomic on the same filesystem
+                break
+            except Exception as e:  # noqa: BLE001 - any failure means: next mirror
+                errors.append(f"{mirror} ({_reason(e)})")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tried = "; ".join(dict.fromkeys(errors))  # each distinct failure once
+            raise GenexpError(
+                f"MNIST file {stem} not found in {root} and its download failed ({tried}); put the four "
+                "official IDX files (.gz or raw) there, or point data.root / GENEXP_DATA_DIR at them"
+            )
+
+
+def load_mnist(root=None, download_missing: bool = True, mirrors=MIRRORS) -> dict[str, np.ndarray]:
+    """The four arrays (uint8), verified. Downloads what is missing unless download_missing=False."""
+    root = resolve_root(root)
+    missing = [stem for stem, _, _ in FILES.values() if _find(root, stem) is None]
+    if missing and download_missing:
+        download(root, mirrors)
+    elif missing:
+        raise GenexpError(
+            f"MNIST files {missing} not found in {root}; set data.root or GENEXP_DATA_DIR to a folder "
+            "holding the official IDX files (.gz or raw), or allow data.download=true"
+        )
+    return {key: read_verified(_find(root, stem), md5, shape) for key, (stem, md5, shape) in FILES.items()}

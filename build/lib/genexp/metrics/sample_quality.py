@@ -1,0 +1,120 @@
+"""Fréchet distance, class-conditional accuracy, mode coverage and k-NN precision/recall of samples,
+all on the penultimate features of a shipped feature network (`genexp.metrics.features`; hence
+`fid_mnist_cnn`: not comparable with Inception-FID numbers of other papers), and a nearest-neighbour
+check that samples are not copies of training images."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def generate(model, n: int, batch_size: int = 500, seed: int = 0, progress: bool = True):
+    """n samples with balanced labels 0..9 (label i % 10), drawn with a seeded generator."""
+    labels = torch.arange(n, device=model.device) % 10
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    chunks = [
+        model.sample(len(lab), labels=lab, generator=g).float()
+        for lab in tqdm(labels.split(batch_size), desc="sampling", disable=not progress, leave=False)
+    ]
+    model.train(was_training)
+    return torch.cat(chunks).clamp_(0, 1), labels
+
+
+@torch.no_grad()
+def classify(clf, images: torch.Tensor, batch_size: int = 1000):
+    """(features [N, F], logits [N, 10]) of images [N, 1, 28, 28] in [0, 1]."""
+    device = next(clf.parameters()).device
+    feats, logits = [], []
+    for x in images.split(batch_size):
+        f = clf.features(x.to(device).float())
+        feats.append(f.cpu())
+        logits.append(clf.head(f).cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))  (Heusel et al. 2017, eq. 6), float64."""
+    a, b = real.double().numpy(), fake.double().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s_a @ s_b)
+    if np.iscomplexobj(covmean):  # tiny imaginary parts from numerical error
+        covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
+
+
+def _kth_nn_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
+    """Distance from each row to its k-th nearest other row."""
+    return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])  # +1: self at 0
+
+
+def _coverage(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, chunk: int = 2000) -> float:
+    """Fraction of query rows inside at least one ball B(ref_j, radii_j)."""
+    inside = [(torch.cdist(c, ref) <= radii[None]).any(1) for c in query.split(chunk)]
+    return torch.cat(inside).float().mean().item()
+
+
+def knn_precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): the k-NN balls of each set
+    approximate its manifold; precision = fakes on the real manifold, recall = reals on the fake one."""
+    real, fake = real.float(), fake.float()
+    precision = _coverage(fake, real, _kth_nn_radius(real, k))
+    recall = _coverage(real, fake, _kth_nn_radius(fake, k))
+    return precision, recall
+
+
+def class_histogram(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float]:
+    """Fractions per predicted class, number of classes with >= 1% of samples (a tenth of the uniform
+    share), and KL(histogram || uniform) in nats (0 for perfectly balanced samples)."""
+    p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
+    nz = p > 0
+    kl = float((p[nz] * (p[nz] * n_classes).log()).sum())
+    out = {f"class_frac_{c}": float(p[c]) for c in range(n_classes)}
+    return {**out, "modes_covered": int((p >= 0.1 / n_classes).sum()), "kl_to_uniform": kl}
+
+
+def sample_quality(
+    f_real: torch.Tensor, f_fake: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor | None, k: int = 3
+) -> dict[str, float]:
+    """All sample metrics from features of real [N, F] and generated [M, F] images, the feature
+    network's class predictions of the generated ones, and the labels asked for (conditional models)."""
+    out = {"fid": frechet_distance(f_real, f_fake)}
+    if labels is not None:
+        out["cond_acc"] = (pred == labels.cpu()).float().mean().item()
+    out.update(class_histogram(pred))
+    out["precision"], out["recall"] = knn_precision_recall(f_real, f_fake, k)
+    return out
+
+
+def _nearest_distance(query: torch.Tensor, ref: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """Euclidean distance from each row of query [N, D] to its nearest row of ref [M, D]."""
+    return torch.cat([torch.cdist(q, ref).min(1).values for q in query.split(chunk)])
+
+
+@torch.no_grad()
+def nearest_neighbour_check(
+    fake: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.01
+) -> dict[str, float]:
+    """Are samples copies of training images? Pixel-space distance of each sample to its nearest
+    training image, against the same distance for held-out real digits (which are not copies):
+    - nn_dist_fake, nn_dist_real: median nearest-training-neighbour distances;
+    - nn_ratio = nn_dist_fake / nn_dist_real (about 1 or more: no memorisation; << 1: copies);
+    - copy_frac: fraction of samples nearer to a training image than `quantile` of held-out digits are.
+    Images [N, 1, 28, 28] in [0, 1]."""
+    train = train.flatten(1).float()
+    d_fake = _nearest_distance(fake.flatten(1).float().to(train.device), train)
+    d_real = _nearest_distance(held_out.flatten(1).float().to(train.device), train)
+    threshold = torch.quantile(d_real, quantile)
+    med_fake, med_real = d_fake.median().item(), d_real.median().item()
+    return {
+        "nn_dist_fake": med_fake,
+        "nn_dist_real": med_real,
+        "nn_ratio": med_fake / med_real,
+        "copy_frac": (d_fake < threshold).float().mean().item(),
+    }

@@ -1,0 +1,284 @@
+"""Deep Belief Network: a stack of RBMs trained greedily layer by layer (Hinton, Osindero & Teh 2006;
+the Theano DBN tutorial the chapter is built on), and its generative path.
+
+One run goes through phases counted in epochs (`trainer.current_epoch`), so a checkpoint taken
+anywhere resumes in the right phase and layer:
+
+    epochs [0, e_0)             pretrain RBM 0 on the pixels (grey levels as probabilities, or binary)
+    epochs [e_0, e_0 + e_1)     pretrain RBM 1 on RBM 0's p(h|v) ("mean") or h ~ p(h|v) ("sample"); RBM 0 frozen
+    ...
+    the remaining epochs        `DBN`: the top RBM keeps training (it is the DBN's prior);
+                                the fine-tuned forms (`DBNClassifier`, `DeepAutoencoder`) run `finetune_step`
+
+`sample()` is the DBN's generative path for every form: Gibbs sampling in the top RBM (the undirected
+associative memory), then one down pass through the directed layers p(v|h) below it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genexp import GenexpError
+from genexp.models.base import GenerativeModule, flat
+from genexp.nn.rbm import RBMCore, bernoulli
+
+log = logging.getLogger(__name__)
+
+PROPAGATE = ("mean", "sample")
+SAMPLE_DOWN = ("mean", "sample")
+
+
+def per_layer(name: str, value, n: int, kind=float) -> list:
+    """A scalar or a list of `n` values -> a list of `n` values."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(values) != n:
+        raise GenexpError(f"model.{name}={values} needs one value per RBM ({n}) or a single value")
+    return [kind(v) for v in values]
+
+
+class DBN(GenerativeModule):
+    """The greedy stack; after pretraining, the top RBM keeps learning (generation)."""
+
+    val_metric, val_mode = "val/recon_xent", "min"  # of the top RBM: logged in the final phase only
+    finetunes = False  # the fine-tuned forms set True: epochs after pretraining run `finetune_step`
+
+    def __init__(
+        self,
+        *,
+        layer_sizes: list[int],
+        pretrain_epochs: int | list[int],
+        k: int,
+        persistent: bool,
+        pretrain_lr: float | list[float],
+        momentum: float,
+        final_momentum: float,
+        momentum_epochs: int,
+        weight_decay: float,
+        init_std: float | None,
+        propagate: str,
+        sample_steps: int,
+        sample_down: str,
+        seed: int | None,
+    ):
+        super().__init__()
+        layer_sizes = [int(s) for s in layer_sizes]
+        if len(layer_sizes) < 2 or min(layer_sizes) < 1:
+            raise GenexpError(f"model.layer_sizes={layer_sizes} needs >= 2 positive sizes (visible, hidden, ...)")
+        n_rbms = len(layer_sizes) - 1
+        self.pretrain_epochs = per_layer("pretrain_epochs", pretrain_epochs, n_rbms, int)
+        self.pretrain_lr = per_layer("pretrain_lr", pretrain_lr, n_rbms, float)
+        if min(self.pretrain_epochs) < 0 or (not self.finetunes and self.pretrain_epochs[-1] < 1):
+            raise GenexpError(f"model.pretrain_epochs={self.pretrain_epochs} must be >= 0 (>= 1 for the top RBM)")
+        for name, value, valid in (("propagate", propagate, PROPAGATE), ("sample_down", sample_down, SAMPLE_DOWN)):
+            if value not in valid:
+                raise GenexpError(f"model.{name}={value!r} is not one of {', '.join(valid)}")
+        if k < 1 or sample_steps < 1:
+            raise GenexpError(f"model.k={k} and model.sample_steps={sample_steps} must be >= 1")
+        self.save_hyperparameters()
+        self.layer_sizes, self.n_inputs = layer_sizes, layer_sizes[0]
+        # the stack: RBM i has n_visible = layer_sizes[i], n_hidden = layer_sizes[i + 1]
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        rbms = []
+        for i, (n_visible, n_hidden) in enumerate(itertools.pairwise(layer_sizes)):
+            rbm = self.rbm_class(i, n_rbms)(n_visible, n_hidden, k=k, persistent=persistent, generator=g)
+            if init_std is not None:  # N(0, 0.01^2): Hinton 2010, "A practical guide to training RBMs", sec. 8
+                with torch.no_grad():
+                    rbm.W.normal_(0.0, init_std, generator=g)
+            rbms.append(rbm)
+        self.rbms = nn.ModuleList(rbms)
+
+    def rbm_class(self, layer: int, n_rbms: int) -> type[RBMCore]:
+        return RBMCore
+
+    # ---- phases ---------------------------------------------------------------------------------------
+    @property
+    def n_pretrain_epochs(self) -> int:
+        return sum(self.pretrain_epochs)
+
+    def phase(self, epoch: int) -> tuple[str, int]:
+        """("pretrain", layer) or ("finetune", top layer) for a 0-based epoch."""
+        for layer, end in enumerate(itertools.accumulate(self.pretrain_epochs)):
+            if epoch < end:
+                return "pretrain", layer
+        return ("finetune" if self.finetunes else "pretrain"), len(self.rbms) - 1
+
+    def on_fit_start(self) -> None:
+        needed = self.n_pretrain_epochs + self.finetunes
+        if self.trainer.max_epochs is None or self.trainer.max_epochs < needed:
+            raise GenexpError(
+                f"trainer.max_epochs={self.trainer.max_epochs} must be >= sum(model.pretrain_epochs)="
+                f"{self.n_pretrain_epochs}" + (" + at least 1 fine-tuning epoch" if self.finetunes else "")
+            )
+
+    def on_train_epoch_start(self) -> None:
+        phase, layer = self.phase(self.current_epoch)
+        log.info("epoch %d: %s layer %d", self.current_epoch, phase, layer)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # where the stack stood when saved (readable without loading the model)
+        phase, layer = self.phase(self.current_epoch)
+        checkpoint["dbn_phase"] = {"epoch": self.current_epoch, "phase": phase, "layer": layer}
+
+    # ---- the up pass ------------------------------------------------------------------------------------
+    def propagate_up(self, v: torch.Tensor, n_layers: int) -> torch.Tensor:
+        """The data for RBM `n_layers`: v pushed through RBMs [0, n_layers) as probabilities
+        p(h|v) ("mean") or as samples h ~ p(h|v) ("sample")."""
+        for rbm in self.rbms[:n_layers]:
+            v = rbm.propup(v)[1] if self.hparams.propagate == "mean" else rbm.sample_h_given_v(v)[2]
+        return v
+
+    # ---- training -------------------------------------------------------------------------------------
+    def _momentum(self, epoch_in_layer: int) -> float:
+        # 0.5 for the first epochs of each layer, then 0.9 (Hinton & Salakhutdinov 2006, supporting notes)
+        h = self.hparams
+        return h.momentum if epoch_in_layer < h.momentum_epochs else h.final_momentum
+
+    def training_step(self, batch, batch_idx):
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        phase, layer = self.phase(self.current_epoch)
+        if phase == "finetune":
+            return self.finetune_step(batch, batch_idx, opts[-1])
+        opt = opts[layer]
+        for group in opt.param_groups:
+            group["momentum"] = self._momentum(self.current_epoch - sum(self.pretrain_epochs[:layer]))
+        # 1. this layer's data: the frozen layers below, no graph
+        with torch.no_grad():
+            v = self.propagate_up(flat(batch), layer)
+        # 2. CD-k / PCD-k on RBM `layer` only: cost = mean F(v) - mean F(chain_end)
+        cost, _ = self.rbms[layer].cd_loss(v)
+        self.step_optimizer(opt, cost)
+        self.log(f"train/cost_layer{layer}", cost.detach(), on_step=False, on_epoch=True)
+
+    def finetune_step(self, batch, batch_idx: int, opt) -> None:
+        raise NotImplementedError  # the fine-tuned forms
+
+    def finetune_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def configure_optimizers(self):
+        # one SGD per RBM (weight decay on W only: Hinton 2010, sec. 10), then one AdamW for fine-tuning
+        opts = [
+            torch.optim.SGD(
+                [
+                    {"params": [rbm.W], "weight_decay": self.hparams.weight_decay},
+                    {"params": [rbm.hbias, rbm.vbias], "weight_decay": 0.0},
+                ],
+                lr=lr,
+                momentum=self.hparams.momentum,
+            )
+            for rbm, lr in zip(self.rbms, self.pretrain_lr, strict=True)
+        ]
+        if self.finetunes:
+            h = self.hparams
+            opts.append(
+                torch.optim.AdamW(self.finetune_parameters(), lr=h.finetune_lr, weight_decay=h.finetune_weight_decay)
+            )
+        return opts
+
+    def cosine_lr(self, batch_idx: int) -> float:
+        """Fine-tuning lr: cosine decay to 0 over the fine-tuning epochs (Loshchilov & Hutter 2017), a
+        function of the epoch and batch only, so it resumes exactly."""
+        n_batches = max(1, int(self.trainer.num_training_batches))
+        total = max(1, (self.trainer.max_epochs - self.n_pretrain_epochs) * n_batches)
+        t = (self.current_epoch - self.n_pretrain_epochs) * n_batches + batch_idx
+        return self.hparams.finetune_lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        phase, layer = self.phase(self.current_epoch)
+        if phase == "finetune":
+            return self.finetune_eval(batch, "val")
+        # reconstruction cross-entropy of this layer's input after one mean-field up-down pass
+        v = self.propagate_up(flat(batch), layer)
+        xent = self.rbms[layer].recon_xent(v).mean()
+        self.log(f"val/recon_xent_layer{layer}", xent, sync_dist=True)
+        if layer == len(self.rbms) - 1:
+            self.log("val/recon_xent", xent, sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        if self.finetunes:
+            return self.finetune_eval(batch, "test")
+        top = len(self.rbms) - 1
+        v = self.propagate_up(flat(batch), top)
+        self.log("test/recon_xent", self.rbms[top].recon_xent(v).mean(), sync_dist=True)
+
+    def finetune_eval(self, batch, split: str) -> None:
+        raise NotImplementedError
+
+    # ---- generation -----------------------------------------------------------------------------------
+    def filters(self) -> torch.Tensor:
+        return self.rbms[0].W
+
+    def sampling_depth(self) -> int:
+        """How many RBMs the generative path uses: up to the one being (or last) trained."""
+        return len(self.rbms) if self._trainer is None else self.phase(self.current_epoch)[1] + 1
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        """Gibbs sampling in the top RBM (`sample_steps` steps v -> h -> v), then a down pass p(v|h)
+        through the directed layers below (Hinton et al. 2006, sec. 2). The chains start from the top
+        RBM's PCD fantasy particles when it has them (samples of the model already: a random start
+        mostly falls into the blank-image mode), else from v ~ Bernoulli(1/2)."""
+        depth = self.sampling_depth()
+        top = self.rbms[depth - 1]
+        particles = top.persistent_chain  # [chains, n_hidden], empty under CD
+        if particles.numel():
+            idx = torch.arange(n, device=particles.device) % len(particles)
+            v = top.sample_v_given_h(particles[idx], generator)[2]
+        else:
+            v = bernoulli(torch.full((n, top.n_visible), 0.5, device=self.device), generator)
+        v_mean = v
+        for _ in range(self.hparams.sample_steps):
+            *_, v_mean, v = top.gibbs_vhv(v, generator)
+        h = v_mean  # the top RBM's visible probabilities start the down pass
+        for rbm in reversed(self.rbms[: depth - 1]):
+            if self.hparams.sample_down == "sample":
+                h = bernoulli(h, generator)
+            h = rbm.propdown(h)[1]
+        return h.reshape(n, 1, 28, 28).clamp(0, 1)
+
+
+class FineTunedDBN(DBN):
+    """What the two fine-tuned forms share: the deterministic up pass with dropout, the cosine lr,
+    optional bf16 autocast."""
+
+    finetunes = True
+
+    def encode(self, x: torch.Tensor, dropout_top: bool) -> torch.Tensor:
+        """The up pass sigm(h W + hbias) (linear at a Gaussian code layer), with dropout (Srivastava et
+        al. 2014) on the input and on every hidden layer (the top one when `dropout_top`) while training."""
+        h = F.dropout(x.reshape(len(x), -1), self.hparams.dropout_input, self.training)
+        for i, rbm in enumerate(self.rbms):
+            h = rbm.propup(h)[1]
+            if i < len(self.rbms) - 1 or dropout_top:
+                h = F.dropout(h, self.hparams.dropout, self.training)
+        return h
+
+    def finetune_step(self, batch, batch_idx: int, opt) -> None:
+        for group in opt.param_groups:
+            group["lr"] = self.cosine_lr(batch_idx)
+        # bf16 autocast (float32 weights, optimizer and evaluation): ~2x faster matmuls on CPUs with bf16 units
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.finetune_autocast):
+            losses = self.losses(*self.train_batch(batch))
+        self.step_optimizer(opt, losses["loss"])
+        self.gen_step += 1
+        for key, value in losses.items():
+            self.log(f"train/{key}", value.detach(), on_step=False, on_epoch=True, prog_bar=key == "loss")
+
+    def train_batch(self, batch) -> tuple:
+        return tuple(batch)
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def finetune_eval(self, batch, split: str) -> None:
+        for key, value in self.losses(*batch).items():
+            self.log(f"{split}/{key}", value, sync_dist=True, prog_bar=key != "loss")

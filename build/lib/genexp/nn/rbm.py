@@ -1,0 +1,185 @@
+"""The maths of the Bernoulli-Bernoulli Restricted Boltzmann Machine, as a plain `nn.Module` that the
+RBM model, the DBN's layers, AIS and (later) the RNN-RBM share.
+
+Energy E(v, h) = -v.vbias - h.hbias - v^T W h, so that (Hinton 2002; the deeplearning.net RBM tutorial)
+
+    p(h_j = 1 | v) = sigm(v W_{:,j} + hbias_j)        (propup)
+    p(v_i = 1 | h) = sigm(W_{i,:} h + vbias_i)         (propdown)
+    F(v) = -v.vbias - sum_j softplus(v W_{:,j} + hbias_j)   (free energy, p(v) = exp(-F(v)) / Z)
+
+The learning signal is the chapter's cost `mean F(v0) - mean F(chain_end)` with the negative particles
+detached: its gradient is the CD-k (chain started at the data) or PCD-k (chain kept between updates,
+Tieleman 2008) estimate of -d log p(v0) / d theta, so any torch optimizer (and DDP) can step it.
+Names follow the Theano tutorial the chapter is built on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Samples of Bernoulli(p) as float 0/1: 1[u < p] with u ~ U[0, 1). Same distribution as
+    torch.bernoulli, 4-7x faster on CPU (measured at 20x500 .. 100x784, one thread)."""
+    return torch.empty_like(p).uniform_(generator=generator).lt_(p)
+
+
+class RBMCore(nn.Module):
+    """W [n_visible, n_hidden], hbias, vbias, and the PCD chains (`persistent_chain`, hidden states,
+    one per batch row; a buffer, so it travels in every state_dict)."""
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        k: int = 1,
+        persistent: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_visible, self.n_hidden, self.k, self.persistent = n_visible, n_hidden, k, persistent
+        # Glorot-uniform W with the tutorial's factor 4 for sigmoid units: U(+-4 sqrt(6 / (n_visible + n_hidden)))
+        bound = 4.0 * math.sqrt(6.0 / (n_visible + n_hidden))
+        self.W = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound, generator=generator))
+        self.hbias = nn.Parameter(torch.zeros(n_hidden))
+        self.vbias = nn.Parameter(torch.zeros(n_visible))
+        self.register_buffer("persistent_chain", torch.zeros(0, n_hidden))
+
+    # ---- conditionals and Gibbs steps (the tutorial's vocabulary) ------------------------------------
+    def propup(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre_sigmoid_h, p(h=1|v)) for v [B, n_visible]."""
+        pre_sigmoid_h = torch.addmm(self.hbias, v, self.W)  # [B, n_hidden]
+        return pre_sigmoid_h, torch.sigmoid(pre_sigmoid_h)
+
+    def propdown(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre_sigmoid_v, p(v=1|h)) for h [B, n_hidden]."""
+        pre_sigmoid_v = torch.addmm(self.vbias, h, self.W.t())  # [B, n_visible]
+        return pre_sigmoid_v, torch.sigmoid(pre_sigmoid_v)
+
+    def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        """(pre_sigmoid_h1, h1_mean, h1_sample)."""
+        pre_sigmoid_h1, h1_mean = self.propup(v0)
+        return pre_sigmoid_h1, h1_mean, bernoulli(h1_mean, generator)
+
+    def sample_v_given_h(self, h0: torch.Tensor, generator: torch.Generator | None = None):
+        """(pre_sigmoid_v1, v1_mean, v1_sample)."""
+        pre_sigmoid_v1, v1_mean = self.propdown(h0)
+        return pre_sigmoid_v1, v1_mean, bernoulli(v1_mean, generator)
+
+    def gibbs_hvh(self, h0: torch.Tensor, generator: torch.Generator | None = None):
+        """One step h -> v -> h: (pre_v, v_mean, v_sample, pre_h, h_mean, h_sample)."""
+        pre_v, v_mean, v_sample = self.sample_v_given_h(h0, generator)
+        pre_h, h_mean, h_sample = self.sample_h_given_v(v_sample, generator)
+        return pre_v, v_mean, v_sample, pre_h, h_mean, h_sample
+
+    def gibbs_vhv(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        """One step v -> h -> v: (pre_h, h_mean, h_sample, pre_v, v_mean, v_sample)."""
+        pre_h, h_mean, h_sample = self.sample_h_given_v(v0, generator)
+        pre_v, v_mean, v_sample = self.sample_v_given_h(h_sample, generator)
+        return pre_h, h_mean, h_sample, pre_v, v_mean, v_sample
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) = -v.vbias - sum_j softplus(v W + hbias)_j, shape [B]."""
+        return self.free_energy_from(v, torch.addmm(self.hbias, v, self.W))
+
+    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor) -> torch.Tensor:
+        """F(v) given pre_h = v W + hbias already computed."""
+        return -(v @ self.vbias) - F.softplus(pre_h).sum(1)
+
+    # ---- the learning signal -------------------------------------------------------------------------
+    def chains_for(self, v0: torch.Tensor) -> torch.Tensor:
+        """The PCD chains, (re)started at h = 0 as in the tutorial when the batch size changes."""
+        if self.persistent_chain.shape != (len(v0), self.n_hidden):
+            if self.persistent_chain.numel():
+                log.warning("PCD: %d chains, batch of %d rows: restarting them", len(self.persistent_chain), len(v0))
+            self.persistent_chain = torch.zeros(len(v0), self.n_hidden, device=v0.device, dtype=v0.dtype)
+        return self.persistent_chain
+
+    def cd_loss(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        """(cost, chain_end): cost = mean F(v0) - mean F(chain_end) after k Gibbs steps h -> v -> h.
+
+        d cost / d theta = E_data[dF/dtheta] - E_chain[dF/dtheta], the CD-k / PCD-k estimate of
+        -d log p(v0)/d theta (Hinton 2002; Tieleman 2008). v0: [B, n_visible] in [0, 1]. The chain's
+        first and last `propup` are shared with F(v0) and F(chain_end): 2k + 1 matrix products per
+        update, not 2k + 3 (subclasses with other conditionals override `cd_loss`).
+        """
+        v0 = v0.detach()  # data (or a lower layer's activations in a DBN): no gradient flows into it
+        pre_h0 = torch.addmm(self.hbias, v0, self.W)  # [B, n_hidden]: F(v0), and CD's chain start
+        with torch.no_grad():
+            if self.persistent:  # PCD-k: continue the chains of the previous update
+                h = self.chains_for(v0)
+            else:  # CD-k: start at h ~ p(h | v0)
+                h = bernoulli(torch.sigmoid(pre_h0.detach()), generator)
+            for _ in range(self.k - 1):
+                h = self.gibbs_hvh(h, generator)[5]
+            chain_end = self.sample_v_given_h(h, generator)[2]  # the k-th step's v
+        pre_h_end = torch.addmm(self.hbias, chain_end, self.W)  # F(chain_end), and the k-th step's h
+        if self.persistent:
+            with torch.no_grad():
+                self.persistent_chain.copy_(bernoulli(torch.sigmoid(pre_h_end.detach()), generator))
+        cost = self.free_energy_from(v0, pre_h0).mean() - self.free_energy_from(chain_end, pre_h_end).mean()
+        return cost, chain_end
+
+    def recon_xent(self, v: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of v and its mean-field reconstruction sigm(propdown(p(h|v))), summed over
+        pixels, per row [B] (the tutorial's reconstruction cost, without the sampling noise)."""
+        pre_sigmoid_v, _ = self.propdown(self.propup(v)[1])
+        return F.binary_cross_entropy_with_logits(pre_sigmoid_v, v, reduction="none").sum(1)
+
+    @torch.no_grad()
+    def gibbs_chain(self, v0: torch.Tensor, n_rows: int, steps_between: int, generator=None) -> torch.Tensor:
+        """Chains started at v0 [C, n_visible]; p(v | h) every `steps_between` Gibbs steps:
+        [n_rows, C, n_visible] (row t = step (t + 1) * steps_between; the chapter's second figure)."""
+        rows, v = [], v0
+        for _ in range(n_rows):
+            for _ in range(steps_between):
+                _, _, _, _, v_mean, v = self.gibbs_vhv(v, generator)
+            rows.append(v_mean)
+        return torch.stack(rows)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the chains' shape is only known once trained (batch size): take the saved one
+        key = prefix + "persistent_chain"
+        if key in state_dict:
+            self.persistent_chain = torch.empty_like(state_dict[key], device=self.persistent_chain.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class GaussianHiddenRBM(RBMCore):
+    """Binary visible units, linear hidden units with unit-variance Gaussian noise: the code layer of
+    the deep autoencoder (Hinton & Salakhutdinov 2006, Fig. 1 and its notes).
+
+        E(v, h) = -v.vbias - h.hbias - v^T W h + |h|^2 / 2
+        p(h | v) = N(v W + hbias, I),   p(v_i = 1 | h) = sigm(W_i h + vbias_i)  (as in the RBM)
+        F(v) = -v.vbias - sum_j (v W + hbias)_j^2 / 2   (+ a constant: the Gaussian integral over h)
+    """
+
+    def propup(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre_h = torch.addmm(self.hbias, v, self.W)  # [B, n_hidden]: linear units, mean = input
+        return pre_h, pre_h
+
+    def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        pre_h1, h1_mean = self.propup(v0)
+        noise = torch.randn(h1_mean.shape, generator=generator, device=h1_mean.device, dtype=h1_mean.dtype)
+        return pre_h1, h1_mean, h1_mean + noise
+
+    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor) -> torch.Tensor:
+        return -(v @ self.vbias) - 0.5 * pre_h.pow(2).sum(1)
+
+    def cd_loss(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        """The general form: k Gibbs steps from h ~ p(h | v0) (or the PCD chains), no shared products."""
+        v0 = v0.detach()
+        with torch.no_grad():
+            h = self.chains_for(v0) if self.persistent else self.sample_h_given_v(v0, generator)[2]
+            for _ in range(self.k):
+                _, _, chain_end, _, _, h = self.gibbs_hvh(h, generator)
+            if self.persistent:
+                self.persistent_chain.copy_(h)
+        return self.free_energy(v0).mean() - self.free_energy(chain_end).mean(), chain_end

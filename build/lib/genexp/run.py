@@ -1,0 +1,126 @@
+"""The recipe: seed -> data, model, loggers, callbacks, trainer -> fit -> test -> metrics.json.
+
+Nothing here knows a model: what a run returns to a sweeper is the model's declared validation metric
+(`val_metric`, `val_mode`), and the evaluation is whatever callbacks the config switched on.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from genexp.record import git_state, versions, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _wandb_group(cfg: DictConfig) -> dict:
+    """In a multirun, W&B runs are grouped by sweep (unless logger.group is set) and named by job."""
+    if not HydraConfig.initialized() or "group" not in cfg.logger or cfg.logger.group is not None:
+        return {}
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return {}
+    return {"group": Path(hc.sweep.dir).name, "name": f"{hc.job.num}:{hc.job.override_dirname or 'defaults'}"}
+
+
+def _loggers(cfg: DictConfig, run_dir: Path) -> list:
+    loggers = [hydra.utils.instantiate(cfg.logger, **_wandb_group(cfg))] if cfg.get("logger") else []
+    if not any(isinstance(lg, CSVLogger) for lg in loggers):  # every run also writes CSV metrics
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return loggers
+
+
+def _number(v):
+    v = v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+    return v if isinstance(v, (int, float)) else None
+
+
+def val_direction(target: str) -> str:
+    """ "minimize" / "maximize" for the model class `target` (the Optuna sweeper's direction)."""
+    return "maximize" if hydra.utils.get_class(target).val_mode == "max" else "minimize"
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train and test one configuration; return the model's validation metric (for sweepers)."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    start = time.time()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
+
+    # _convert_="all": constructors get plain lists/dicts, so checkpoints hold no OmegaConf objects and
+    # load with torch.load(weights_only=True)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()  # find (or download) and verify the data before anything is written
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = _loggers(cfg, run_dir)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
+    )
+    provenance = {**git_state(), "config": ".hydra/config.yaml", "feature_net": None}
+    for c in callbacks:
+        provenance.update(c.provenance() if hasattr(c, "provenance") else {})
+    record = {
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "provenance": provenance,
+        "versions": versions(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    status, metrics = "failed", {}
+
+    def write(status: str) -> None:
+        if trainer.is_global_zero:
+            value = metrics.get(model.val_metric)
+            write_json(
+                {
+                    **metrics,
+                    **record,
+                    "status": status,
+                    "val_metric": {"name": model.val_metric, "mode": model.val_mode, "value": value},
+                    "wall_time_s": round(time.time() - start, 2),
+                    "epochs": trainer.current_epoch,
+                    "global_step": trainer.global_step,
+                    "device": str(trainer.strategy.root_device),
+                    "world_size": trainer.world_size,
+                },
+                run_dir / "metrics.json",
+            )
+
+    write("running")
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        if cfg.get("test", True):
+            trainer.test(model, datamodule=datamodule, verbose=False)
+        status = "finished"
+    finally:
+        status = "interrupted" if trainer.interrupted else status
+        metrics |= {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        write(status)
+        for lg in loggers:
+            if isinstance(lg, WandbLogger):
+                lg.experiment.finish()  # one W&B run per job, also in a multirun
+    value = metrics.get(model.val_metric)
+    log.info(
+        "run dir: %s | %s = %s (%s is better)",
+        run_dir,
+        model.val_metric,
+        "n/a" if value is None else f"{value:.5g}",
+        "higher" if model.val_mode == "max" else "lower",
+    )
+    return value
