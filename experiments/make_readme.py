@@ -11,7 +11,8 @@ Each folder `experiments/<study>/` holding a `study.yaml` contributes rows; stud
     rows:
       - model: "RBM 784-500, PCD-1"            # first column (required)
         preset: "experiment=rbm_best"          # second column, shown as code
-        results: results.json                  # written by `python -m genexp.summary --json`, relative
+        results: results.json                  # written by `python -m genexp.summary --json` (or a flat
+                                               #   {key: number} JSON: one group of one run), relative
                                                #   to the study dir; missing file: "not run yet"
         group: null                            # group label in results.json (null: the first group)
         metrics:                               # shown as "label **value**", joined by "; "
@@ -82,6 +83,12 @@ def _value(stat: dict, fmt: str, where: str) -> str:
         raise ReadmeError(f"{where}: cannot format {stat} with {fmt!r}: {e}") from None
 
 
+def _flat_group(data: dict) -> dict:
+    """A flat record (e.g. a shipped feature network's JSON: {"test_acc": 0.996, ...}) as one group."""
+    metrics = {k: {"mean": v, "std": None, "n": 1} for k, v in data.items() if isinstance(v, (int, float))}
+    return {"label": None, "n": 1, "n_failed": 0, "metrics": metrics}
+
+
 def render_row(study: Path, root: Path, i: int, row: dict) -> str:
     where = f"{study / 'study.yaml'}: row {i + 1}"
     row = _check_keys(where, row, ROW_KEYS)
@@ -98,7 +105,8 @@ def render_row(study: Path, root: Path, i: int, row: dict) -> str:
     path = study / row["results"] if row.get("results") else None
     if path is not None and path.is_file():
         try:
-            groups = json.loads(path.read_text())["groups"]
+            data = json.loads(path.read_text())
+            groups = data["groups"] if "groups" in data else [_flat_group(data)]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ReadmeError(f"{path}: not a genexp.summary --json file ({e})") from None
         label = row.get("group")

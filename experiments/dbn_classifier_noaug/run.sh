@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Train conf/experiment/dbn_classifier_noaug.yaml and publish results.md / results.json and the pictures here.
+exec "$(dirname "$0")/../study.sh" dbn_classifier_noaug experiment=dbn_classifier_noaug "$@"
