@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pooch
 
 from genexp import GenexpError
 
@@ -117,8 +118,6 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
     Each file goes to a temporary folder inside root (pooch itself writes to a temp name), is
     verified, and only then renamed into place, so root never holds a partial or unverified file.
     """
-    import pooch
-
     root.mkdir(parents=True, exist_ok=True)
     for stem, md5, shape in FILES.values():
         if _find(root, stem):
