@@ -1,21 +1,23 @@
 """The floor of test/fid_mnist_cnn: 10,000 held-out real training images (the datamodule's val split,
 never trained on) scored against the test set exactly as SampleQuality scores 10,000 samples (same
-classifier features, same `frechet_distance`, real = the test set). A generator matching the data
-distribution perfectly would score about this, not 0 (finite-sample noise and train/test shift).
+features of the shipped feature network `mnist_cnn`, same `frechet_distance`, real = the test set). A
+generator matching the data distribution perfectly would score about this, not 0 (finite-sample noise
+and train/test shift).
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python experiments/cdcgan_mnist/fid_floor.py   # -> fid_floor.json
+    OMP_NUM_THREADS=1 nice .venv/bin/python experiments/cdcgan_mnist/fid_floor.py   # -> fid_floor.json (--out FILE)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 from pathlib import Path
 
 from genexp.data import MNISTDataModule
-from genexp.metrics import classify, frechet_distance, knn_precision_recall, load_classifier
-from genexp.metrics.sample_quality import nearest_neighbour_check
+from genexp.metrics.features import load_feature_net
+from genexp.metrics.sample_quality import classify, frechet_distance, knn_precision_recall, nearest_neighbour_check
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("fid_floor")
@@ -23,11 +25,14 @@ log = logging.getLogger("fid_floor")
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "fid_floor.json")
+    args = parser.parse_args()
     root = os.environ.get("GENEXP_DATA_DIR")
     dm = MNISTDataModule(root=root)  # the default split: 50k train / 10k val / 10k test, split_seed 0
     dm.setup()
     train, val, test = (dm.split_tensors(s)[0] for s in ("train", "val", "test"))
-    clf = load_classifier(root)
+    clf = load_feature_net("mnist_cnn")  # SampleQuality's default feature_net: fid_mnist_cnn
     f_test, _ = classify(clf, test[:10000])
     f_val, _ = classify(clf, val[:10000])
     precision, recall = knn_precision_recall(f_test, f_val)
@@ -40,7 +45,7 @@ def main() -> None:
         "n_real": len(f_val),
         "n_test": len(f_test),
     }
-    (HERE / "fid_floor.json").write_text(json.dumps(out, indent=2) + "\n")
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
     log.info("%s", json.dumps(out, indent=2))
 
 

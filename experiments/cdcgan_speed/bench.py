@@ -20,14 +20,26 @@ import statistics
 import time
 from pathlib import Path
 
+import hydra
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 
 from genexp.data import MNISTDataModule
 from genexp.models.cdcgan import CDCGAN, Discriminator, Generator, discriminator_loss, generator_loss, init_weights
 
 HERE = Path(__file__).resolve().parent
+CONF = HERE.parents[1] / "conf"
 log = logging.getLogger("bench")
+
+
+def build_cdcgan(**values) -> CDCGAN:
+    """The model as `python -m genexp model=cdcgan model.key=value ...` builds it (conf/model/cdcgan.yaml:
+    Adam(2e-4, 0.5, 0.999), uniform noise, non-saturating G loss, no EMA, as in the plain loop)."""
+    overrides = ["model=cdcgan"] + [f"model.{k}={v}" for k, v in values.items()]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return hydra.utils.instantiate(cfg.model, _convert_="all")
 
 
 class Stopwatch(pl.Callback):
@@ -47,7 +59,7 @@ class Stopwatch(pl.Callback):
 
 
 def genexp_steps_per_s(args, dm: MNISTDataModule) -> float:
-    model = CDCGAN(d_steps=args.d_steps, **args.widths)
+    model = build_cdcgan(d_steps=args.d_steps, **args.widths)
     watch = Stopwatch(args.warmup, args.batches)
     trainer = pl.Trainer(
         accelerator=args.device, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.batches + 1,
@@ -137,7 +149,7 @@ class Paired(pl.Callback):
 def paired_steps_per_s(args, dm: MNISTDataModule, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     step, _ = plain_step_fn(args, x_u8, y)
     paired = Paired(step, args.warmup)
-    model = CDCGAN(d_steps=args.d_steps, **args.widths)
+    model = build_cdcgan(d_steps=args.d_steps, **args.widths)
     trainer = pl.Trainer(
         accelerator=args.device, devices=1, max_epochs=1, limit_train_batches=args.warmup + args.batches + 1,
         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,

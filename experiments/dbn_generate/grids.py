@@ -1,4 +1,5 @@
-"""Sample grids from a DBN checkpoint: Gibbs sampling in the top RBM, then the down pass.
+"""Sample grids from a DBN checkpoint (any form: DBN, DBNClassifier, DeepAutoencoder): Gibbs sampling
+in the top RBM, then the down pass.
 
     python experiments/dbn_generate/grids.py outputs/dbn_generate/run/checkpoints/last.ckpt --out DIR
 
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from genexp import viz
+from genexp import GenexpError, viz
 from genexp.models.dbn import DBN
+from genexp.sample import load_model
 
 log = logging.getLogger("dbn_grids")
 
@@ -28,7 +30,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args()
-    model = DBN.load_from_checkpoint(args.checkpoint, map_location="cpu").eval()
+    model = load_model(args.checkpoint)  # eval mode, on the CPU
+    if not isinstance(model, DBN):
+        raise GenexpError(f"{args.checkpoint} holds a {type(model).__name__}, not a DBN")
     model.hparams.sample_steps = args.steps
     for down in ("mean", "sample"):
         model.hparams.sample_down = down

@@ -4,9 +4,11 @@ One process, same data (the 50k training split, grey levels as probabilities), s
 For each setting -- CD-1 and PCD-1 at batch 100, PCD-15 at batch 20 -- it trains a fresh 784-500 RBM
 for `--fraction` of an epoch with
 
-  genexp   `genexp.models.rbm.RBM` through a Lightning Trainer, as `python -m genexp model=rbm` runs it
-           (logger off, no validation, no checkpointing); the clock runs from the first training batch
-           to the end of the last, so it includes Lightning's per-step overhead and the data loader.
+  genexp   `genexp.models.rbm.RBM` built from conf/model/rbm.yaml as `python -m genexp model=rbm` builds it
+           (with the settings below: constant lr, no momentum, no weight decay), through a Lightning
+           Trainer (logger off, no validation, no checkpointing, no evaluation callbacks); the clock
+           runs from the first training batch to the end of the last, so it includes Lightning's
+           per-step overhead and the data loader.
   plain    the same updates in a bare loop: free-energy cost with detached negatives, autograd, SGD.
   sklearn  `sklearn.neural_network.BernoulliRBM` (PCD-1 only), `partial_fit` per batch, float32.
 
@@ -31,18 +33,36 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
 from genexp.data import MNISTDataModule
 from genexp.models.rbm import RBM
+from genexp.nn.rbm import RBMCore
 
 HERE = Path(__file__).resolve().parent
+CONF = HERE.parents[1] / "conf"
 SETTINGS = [("CD-1", 1, False, 100), ("PCD-1", 1, True, 100), ("PCD-15", 15, True, 20)]
 LR = 0.1
+# what the plain loop and sklearn do, set over conf/model/rbm.yaml's values (the bench's settings since it was written)
+FIXED = {"n_visible": 784, "n_hidden": 500, "lr": LR, "momentum": 0.0, "weight_decay": 0.0, "lr_schedule": "constant"}
+
+
+def _value(v) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def build_rbm(**values) -> RBM:
+    """The RBM as `python -m genexp model=rbm model.key=value ...` builds it (conf/model/rbm.yaml)."""
+    overrides = ["model=rbm"] + [f"model.{k}={_value(v)}" for k, v in {**FIXED, **values}.items()]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return hydra.utils.instantiate(cfg.model, _convert_="all")
 
 
 def recon_xent(W: torch.Tensor, hbias: torch.Tensor, vbias: torch.Tensor, v: torch.Tensor) -> float:
@@ -65,7 +85,7 @@ class _Clock(pl.Callback):
 def run_genexp(dm, k, persistent, batch, n_batches, seed, tmp):
     dm.hparams.batch_size = batch
     torch.manual_seed(seed)
-    model = RBM(k=k, persistent=persistent, lr=LR, seed=seed, n_chains_plot=0, ais_chains=0)
+    model = build_rbm(k=k, persistent=persistent, seed=seed)
     clock = _Clock()
     trainer = pl.Trainer(
         max_epochs=1,
@@ -82,13 +102,14 @@ def run_genexp(dm, k, persistent, batch, n_batches, seed, tmp):
         callbacks=[clock],
     )
     trainer.fit(model, datamodule=dm)
-    return clock.t1 - clock.t0, (model.W.detach(), model.hbias.detach(), model.vbias.detach())
+    rbm = model.rbm
+    return clock.t1 - clock.t0, (rbm.W.detach(), rbm.hbias.detach(), rbm.vbias.detach())
 
 
 # ---- the same updates in a plain loop ---------------------------------------------------------------
 def run_plain(x_train, k, persistent, batch, n_batches, seed):
     torch.manual_seed(seed)
-    init = RBM(seed=seed)  # same initial weights (Glorot-uniform W, zero biases)
+    init = RBMCore(784, 500, generator=torch.Generator().manual_seed(seed))  # genexp's initial weights for this seed
     W = init.W.detach().clone().requires_grad_(True)
     hbias = torch.zeros(500, requires_grad=True)
     vbias = torch.zeros(784, requires_grad=True)
@@ -153,7 +174,7 @@ def main() -> None:
     dm.setup()
     x_train = dm._splits["train"][0].reshape(-1, 784)  # uint8, the datamodule's 50k training split
     x_test = dm.split_tensors("test")[0].reshape(-1, 784)
-    tmp = tempfile.mkdtemp(prefix="rbm_bench_")  # the Trainer's root dir (genexp writes its filter PNGs there)
+    tmp = tempfile.mkdtemp(prefix="rbm_bench_")  # the Trainer's root dir (nothing is written there)
     times: dict[tuple[str, str], list[float]] = {}
     recon: dict[tuple[str, str], list[float]] = {}
     with threadpool_limits(limits=args.threads):
