@@ -16,8 +16,10 @@ import os
 from pathlib import Path
 
 from genexp.data import MNISTDataModule
+from genexp.metrics import features
 from genexp.metrics.features import load_feature_net
 from genexp.metrics.sample_quality import classify, frechet_distance, knn_precision_recall, nearest_neighbour_check
+from genexp.record import write_json
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("fid_floor")
@@ -44,8 +46,9 @@ def main() -> None:
         **{f"val_{k}": v for k, v in nn.items()},
         "n_real": len(f_val),
         "n_test": len(f_test),
+        "feature_net": {"name": "mnist_cnn", "sha256": features.SHA256["mnist_cnn"]},
     }
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(out, args.out)
     log.info("%s", json.dumps(out, indent=2))
 
 
