@@ -27,7 +27,7 @@ else
 fi
 date -u +"start %FT%TZ: python -m genexp ${multirun[*]} $*" > "$out/train.log"
 rc=0
-nice -n 10 "$PY" -m genexp "${multirun[@]}" "$@" "${dirs[@]}" callbacks.progress_bar.refresh_rate=0 >> "$out/train.log" 2>&1 || rc=$?
+nice -n 10 "$PY" -m genexp "${multirun[@]}" "$@" "${dirs[@]}" >> "$out/train.log" 2>&1 || rc=$?
 date -u +"end %FT%TZ (exit $rc)" >> "$out/train.log"
 "$PY" -m genexp.summary "$runs" --title "$study" --out "$out/results.md" --json "$out/results.json" || true
 # the final pictures of the (first) run: last sample grid, last filters, chains, reconstructions, errors
