@@ -1,17 +1,24 @@
 """`python -m genexp [group=choice ...] [key=value ...]`: the Hydra entry point."""
 
+import logging
+import secrets
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from genexp import GenexpError
+
+log = logging.getLogger("genexp")
 
 # The top-level conf/ of a checkout is the one source; a built wheel carries a copy of it as the
 # package `genexp.conf` (setup.py), found when there is no checkout beside the package.
 _CHECKOUT_CONF = Path(__file__).resolve().parent.parent / "conf"
 CONF = str(_CHECKOUT_CONF) if (_CHECKOUT_CONF / "config.yaml").is_file() else "pkg://genexp.conf"
+_RUN_ID = secrets.token_hex(2)  # per process: two runs started in the same second get different dirs
 
 
 def _direction(target: str) -> str:
@@ -22,22 +29,48 @@ def _direction(target: str) -> str:
 
 # hparams_search presets read the Optuna direction from the model class: ${val_direction:${model._target_}}
 OmegaConf.register_new_resolver("val_direction", _direction, replace=True)
+OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID, replace=True)
+# a resumed run (ckpt_path set) keeps the first launch's .hydra/ and saves its own config beside it
+OmegaConf.register_new_resolver(
+    "hydra_subdir",
+    lambda ckpt, now: ".hydra" if ckpt in (None, "None", "null") else f".hydra/resume_{now}",
+    replace=True,
+)
+
+EXIT = {"error": 2, "diverged": 3}
+
+
+def _error(e: BaseException) -> GenexpError | None:
+    """The user-facing error behind e: Hydra wraps errors raised in a constructor (bad model/data
+    values) in InstantiationException, with the GenexpError as __cause__."""
+    for err in (e, e.__cause__):
+        if isinstance(err, GenexpError):
+            return err
+    return None
 
 
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from genexp.callbacks.guard import Diverged
     from genexp.run import run  # imported here so --help and --cfg stay fast
 
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return run(cfg)
     except Exception as e:
-        # a user's mistake: one line, no traceback; Hydra wraps errors raised in a constructor
-        # (bad model/data values) in InstantiationException, with the GenexpError as __cause__
-        err = e if isinstance(e, GenexpError) else e.__cause__
-        if not isinstance(err, GenexpError):
-            raise
-        print(f"genexp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        err = _error(e)
+        if err is None and not multirun:
+            raise  # a crash of a single run: the traceback is what a developer needs
+        line = f"genexp: error: {err}" if err is not None else f"genexp: error: job crashed: {type(e).__name__}: {e}"
+        if multirun:
+            # one bad job harms no other: record it, let the sweep go on; SweepReport exits non-zero at the end
+            log.error("%s", line, exc_info=err is None)
+            from genexp.sweep import record_failure
+
+            record_failure(Path(HydraConfig.get().runtime.output_dir), line.removeprefix("genexp: error: "))
+            return None
+        print(line, file=sys.stderr)
+        sys.exit(EXIT["diverged" if isinstance(err, Diverged) else "error"])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
+from genexp.callbacks.guard import Diverged
 from genexp.record import git_state, versions, write_json
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,20 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list:
         if isinstance(lg, WandbLogger):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return loggers
+
+
+class _EpochRecord(pl.Callback):
+    def __init__(self, update):
+        self.update = update
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.update()
+
+
+def one_line(e: BaseException) -> str:
+    """`Type: message` on one line (the reason of a failed run)."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}"[:500]
 
 
 def _number(v):
@@ -81,7 +96,7 @@ def run(cfg: DictConfig) -> float | None:
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
     }
-    status, metrics = "failed", {}
+    status, reason, metrics = "failed", None, {}
 
     def write(status: str) -> None:
         if trainer.is_global_zero:
@@ -91,6 +106,7 @@ def run(cfg: DictConfig) -> float | None:
                     **metrics,
                     **record,
                     "status": status,
+                    "reason": reason,
                     "val_metric": {"name": model.val_metric, "mode": model.val_mode, "value": value},
                     "wall_time_s": round(time.time() - start, 2),
                     "epochs": trainer.current_epoch,
@@ -101,20 +117,34 @@ def run(cfg: DictConfig) -> float | None:
                 run_dir / "metrics.json",
             )
 
+    def collect() -> None:
+        metrics.update({k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None})
+
+    # a record from the start, rewritten at every epoch end: even a kill -9 leaves the last completed epoch
+    trainer.callbacks.append(_EpochRecord(lambda: (collect(), write("running"))))
     write("running")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        collect()
         if cfg.get("test", True):
             trainer.test(model, datamodule=datamodule, verbose=False)
         status = "finished"
+    except Diverged as e:
+        status, reason = "diverged", str(e)
+        raise
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C (Lightning exits 1), SIGTERM (SIGTERMException)
+        status, reason = "interrupted", type(e).__name__
+        raise
+    except BaseException as e:
+        status, reason = "failed", one_line(e)
+        raise
     finally:
-        status = "interrupted" if trainer.interrupted else status
-        metrics |= {k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None}
+        collect()
         write(status)
         for lg in loggers:
             if isinstance(lg, WandbLogger):
-                lg.experiment.finish()  # one W&B run per job, also in a multirun
+                lg.experiment.summary["status"] = status
+                lg.experiment.finish(exit_code=0 if status == "finished" else 1)  # one W&B run per job
     value = metrics.get(model.val_metric)
     log.info(
         "run dir: %s | %s = %s (%s is better)",

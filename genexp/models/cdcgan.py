@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genexp import GenexpError
 from genexp.models.base import GenerativeModule
+from genexp.validate import choice, number
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class CDCGAN(GenerativeModule):
     is_conditional = True
     needs_labels = True
     val_metric, val_mode = "val/fid_mnist_cnn", "min"  # from the SampleQuality callback on the val split
+    min_batch_size = 2  # BatchNorm in G and D needs > 1 value per channel in a training batch
 
     def __init__(
         self,
@@ -129,24 +130,15 @@ class CDCGAN(GenerativeModule):
         ema_decay: float | None,
     ):
         super().__init__()
-        if noise not in NOISE:
-            raise GenexpError(f"model.noise={noise!r} is not one of {', '.join(NOISE)}")
-        if g_loss not in G_LOSSES:
-            raise GenexpError(f"model.g_loss={g_loss!r} is not one of {', '.join(G_LOSSES)}")
-        for name, value in (
-            ("nz", nz),
-            ("ngf", ngf),
-            ("ndf", ndf),
-            ("ngfc", ngfc),
-            ("ndfc", ndfc),
-            ("d_steps", d_steps),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise GenexpError(f"model.{name}={value!r} must be an integer >= 1")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise GenexpError(f"model.ema_decay={ema_decay!r} must be in (0, 1), or null for no EMA generator")
-        if not lr > 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1:
-            raise GenexpError(f"model.lr={lr}, beta1={beta1}, beta2={beta2}: need lr > 0 and betas in [0, 1)")
+        number("model.nz", nz, 1, integer=True)
+        choice("model.noise", noise, NOISE)
+        for name, value in (("ngf", ngf), ("ndf", ndf), ("ngfc", ngfc), ("ndfc", ndfc), ("d_steps", d_steps)):
+            number(f"model.{name}", value, 1, integer=True)
+        choice("model.g_loss", g_loss, G_LOSSES)
+        number("model.lr", lr, 0, low_open=True)
+        number("model.beta1", beta1, 0, 1, high_open=True)
+        number("model.beta2", beta2, 0, 1, high_open=True)
+        number("model.ema_decay", ema_decay, 0, 1, low_open=True, high_open=True, null=True, hint="null: no EMA")
         self.save_hyperparameters()
         self.generator = Generator(nz, ngf, ngfc)
         self.discriminator = Discriminator(ndf, ndfc)
@@ -209,6 +201,7 @@ class CDCGAN(GenerativeModule):
                 },
                 prog_bar=True,
             )
+        return {"d_loss": d_cost.detach(), "g_loss": g_cost.detach()}  # loss terms, for the divergence guard
 
     @torch.no_grad()
     def update_ema(self) -> None:

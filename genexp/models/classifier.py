@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from genexp.data.augment import random_shift
 from genexp.models.base import GenexpModule
 from genexp.nn.cnn import SmallCNN
+from genexp.validate import number
 
 
 class Classifier(GenexpModule):
@@ -20,6 +21,12 @@ class Classifier(GenexpModule):
         self, *, channels: int, n_features: int, dropout: float, lr: float, weight_decay: float, max_shift: int
     ):
         super().__init__()
+        number("model.channels", channels, 1, integer=True)
+        number("model.n_features", n_features, 1, integer=True)
+        number("model.dropout", dropout, 0, 1, high_open=True)
+        number("model.lr", lr, 0, low_open=True)
+        number("model.weight_decay", weight_decay, 0)
+        number("model.max_shift", max_shift, 0, 27, integer=True, hint="pixels")
         self.save_hyperparameters()
         self.net = SmallCNN(channels, n_features, dropout)
 
@@ -34,7 +41,7 @@ class Classifier(GenexpModule):
         x, y = batch
         loss = F.cross_entropy(self(random_shift(x, self.hparams.max_shift)), self._labels(y))
         self.log("train/loss", loss, prog_bar=True)
-        return loss
+        return {"loss": loss}
 
     def _eval(self, batch, split):
         x, y = batch

@@ -27,6 +27,7 @@ from torch import nn
 from genexp import GenexpError
 from genexp.models.base import GenerativeModule, flat
 from genexp.nn.rbm import RBMCore, bernoulli
+from genexp.validate import choice, fail, flag, number, numbers
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,10 @@ PROPAGATE = ("mean", "sample")
 SAMPLE_DOWN = ("mean", "sample")
 
 
-def per_layer(name: str, value, n: int, kind=float) -> list:
-    """A scalar or a list of `n` values -> a list of `n` values."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
-    if len(values) != n:
-        raise GenexpError(f"model.{name}={values} needs one value per RBM ({n}) or a single value")
+def per_layer(name: str, value, n: int, kind=float, **valid) -> list:
+    """A scalar or a list of `n` values -> a list of `n` values, each checked as `genexp.validate.number`
+    checks one (`valid`: its range)."""
+    values = numbers(f"model.{name}", value, length=n, scalar=True, integer=kind is int, hint="one per RBM", **valid)
     return [kind(v) for v in values]
 
 
@@ -67,21 +67,26 @@ class DBN(GenerativeModule):
         seed: int | None,
     ):
         super().__init__()
-        layer_sizes = [int(s) for s in layer_sizes]
-        if len(layer_sizes) < 2 or min(layer_sizes) < 1:
-            raise GenexpError(f"model.layer_sizes={layer_sizes} needs >= 2 positive sizes (visible, hidden, ...)")
+        layer_sizes = numbers("model.layer_sizes", layer_sizes, 1, integer=True, min_length=2, hint="visible, hidden...")
         n_rbms = len(layer_sizes) - 1
-        self.pretrain_epochs = per_layer("pretrain_epochs", pretrain_epochs, n_rbms, int)
-        self.pretrain_lr = per_layer("pretrain_lr", pretrain_lr, n_rbms, float)
-        if min(self.pretrain_epochs) < 0 or (not self.finetunes and self.pretrain_epochs[-1] < 1):
-            raise GenexpError(f"model.pretrain_epochs={self.pretrain_epochs} must be >= 0 (>= 1 for the top RBM)")
-        for name, value, valid in (("propagate", propagate, PROPAGATE), ("sample_down", sample_down, SAMPLE_DOWN)):
-            if value not in valid:
-                raise GenexpError(f"model.{name}={value!r} is not one of {', '.join(valid)}")
-        if k < 1 or sample_steps < 1:
-            raise GenexpError(f"model.k={k} and model.sample_steps={sample_steps} must be >= 1")
+        self.pretrain_epochs = per_layer("pretrain_epochs", pretrain_epochs, n_rbms, int, low=0)
+        self.pretrain_lr = per_layer("pretrain_lr", pretrain_lr, n_rbms, float, low=0, low_open=True)
+        if not self.finetunes and self.pretrain_epochs[-1] < 1:
+            fail("model.pretrain_epochs", pretrain_epochs, "the top RBM needs >= 1 epoch (it keeps training as the prior)")
+        number("model.k", k, 1, integer=True)
+        flag("model.persistent", persistent)
+        number("model.momentum", momentum, 0, 1, high_open=True)
+        number("model.final_momentum", final_momentum, 0, 1, high_open=True)
+        number("model.momentum_epochs", momentum_epochs, 0, integer=True)
+        number("model.weight_decay", weight_decay, 0)
+        number("model.init_std", init_std, 0, low_open=True, null=True)
+        choice("model.propagate", propagate, PROPAGATE)
+        number("model.sample_steps", sample_steps, 1, integer=True)
+        choice("model.sample_down", sample_down, SAMPLE_DOWN)
+        number("model.seed", seed, integer=True, null=True)
         self.save_hyperparameters()
         self.layer_sizes, self.n_inputs = layer_sizes, layer_sizes[0]
+        self.n_inputs_key = "model.layer_sizes[0]"  # named by check_data on a mismatch
         # the stack: RBM i has n_visible = layer_sizes[i], n_hidden = layer_sizes[i + 1]
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         rbms = []
@@ -156,8 +161,9 @@ class DBN(GenerativeModule):
         cost, _ = self.rbms[layer].cd_loss(v)
         self.step_optimizer(opt, cost)
         self.log(f"train/cost_layer{layer}", cost.detach(), on_step=False, on_epoch=True)
+        return {f"cost_layer{layer}": cost.detach()}
 
-    def finetune_step(self, batch, batch_idx: int, opt) -> None:
+    def finetune_step(self, batch, batch_idx: int, opt) -> dict[str, torch.Tensor]:
         raise NotImplementedError  # the fine-tuned forms
 
     def finetune_parameters(self) -> list[nn.Parameter]:
@@ -262,7 +268,7 @@ class FineTunedDBN(DBN):
                 h = F.dropout(h, self.hparams.dropout, self.training)
         return h
 
-    def finetune_step(self, batch, batch_idx: int, opt) -> None:
+    def finetune_step(self, batch, batch_idx: int, opt) -> dict[str, torch.Tensor]:
         for group in opt.param_groups:
             group["lr"] = self.cosine_lr(batch_idx)
         # bf16 autocast (float32 weights, optimizer and evaluation): ~2x faster matmuls on CPUs with bf16 units
@@ -272,6 +278,7 @@ class FineTunedDBN(DBN):
         self.gen_step += 1
         for key, value in losses.items():
             self.log(f"train/{key}", value.detach(), on_step=False, on_epoch=True, prog_bar=key == "loss")
+        return {k: v.detach() for k, v in losses.items()}
 
     def train_batch(self, batch) -> tuple:
         return tuple(batch)

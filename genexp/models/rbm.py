@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genexp import GenexpError
 from genexp.models.base import GenerativeModule, flat
 from genexp.nn import ais
 from genexp.nn.rbm import RBMCore, bernoulli
+from genexp.validate import choice, flag, number
 
 LR_SCHEDULES = ("constant", "exponential", "linear")
 
@@ -41,19 +41,19 @@ class RBM(GenerativeModule):
         seed: int | None,
     ):
         super().__init__()
-        for name, value, low in (("n_visible", n_visible, 1), ("n_hidden", n_hidden, 1), ("k", k, 1)):
-            if not isinstance(value, int) or value < low:
-                raise GenexpError(f"model.{name}={value!r} must be an integer >= {low}")
-        if not isinstance(sample_steps, int) or sample_steps < 1:
-            raise GenexpError(f"model.sample_steps={sample_steps!r} must be an integer >= 1")
-        if not lr > 0:
-            raise GenexpError(f"model.lr={lr} must be > 0")
-        if lr_schedule not in LR_SCHEDULES:
-            raise GenexpError(f"model.lr_schedule={lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
-        if not 0 < lr_decay <= 1:
-            raise GenexpError(f"model.lr_decay={lr_decay} must be in (0, 1]")
+        number("model.n_visible", n_visible, 1, integer=True)
+        number("model.n_hidden", n_hidden, 1, integer=True)
+        number("model.k", k, 1, integer=True)
+        flag("model.persistent", persistent)
+        number("model.lr", lr, 0, low_open=True)
+        number("model.momentum", momentum, 0, 1, high_open=True)
+        number("model.weight_decay", weight_decay, 0)
+        choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
+        number("model.lr_decay", lr_decay, 0, 1, low_open=True)
+        number("model.sample_steps", sample_steps, 1, integer=True)
+        number("model.seed", seed, integer=True, null=True)
         self.save_hyperparameters()
-        self.n_inputs = n_visible
+        self.n_inputs, self.n_inputs_key = n_visible, "model.n_visible"  # named by check_data on a mismatch
         g = torch.Generator().manual_seed(seed) if seed is not None else None  # the initial weights
         self.rbm = RBMCore(n_visible, n_hidden, k=k, persistent=persistent, generator=g)
         # sum and count of the training pixels: the base-rate model of AIS (S&M 2008, sec. 4.2)
@@ -87,6 +87,7 @@ class RBM(GenerativeModule):
         self.data_count += len(v0)
         # epoch mean only: a self.log per step costs more than a PCD-1 update's bookkeeping should
         self.log("train/cost", cost.detach(), on_step=False, on_epoch=True, sync_dist=self.trainer.world_size > 1)
+        return {"cost": cost.detach()}  # loss terms, for the divergence guard
 
     def configure_optimizers(self):
         # weight decay on W only (Hinton 2010, "A practical guide...", sec. 10): biases are not decayed

@@ -1,0 +1,30 @@
+"""Faults injected into real CLI runs by tests (added with `+callbacks.x._target_=tests.inject.<Name>`)."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+
+class NaNAt(pl.Callback):
+    """Sets every parameter to NaN at the start of epoch `epoch` (after the earlier epochs' checkpoints)."""
+
+    def __init__(self, epoch: int = 2):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
+
+
+class CrashAt(pl.Callback):
+    """Raises a RuntimeError at the start of epoch `epoch`."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"injected crash at epoch {self.epoch}")
