@@ -1,1 +1,0 @@
-# Makes conf/ importable as the package genexp.conf in a built wheel (setup.py); Hydra reads only the yaml.
