@@ -85,17 +85,17 @@ def test_samples_have_shape_and_range_for_every_label(noise):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.noise=gaussian", "model.noise='gaussian' is not one of uniform, normal"),
-        ("model.d_steps=0", "model.d_steps=0 must be an integer >= 1"),
-        ("model.g_loss=wasserstein", "model.g_loss='wasserstein' is not one of non_saturating, minimax"),
-        ("model.ema_decay=1.0", "model.ema_decay=1.0 must be in (0, 1)"),
-        ("model.ngf=2.5", "model.ngf=2.5 must be an integer >= 1"),
-        ("model.lr=-1.0", "model.lr=-1.0, beta1=0.5, beta2=0.999: need lr > 0"),
+        ("model.noise=gaussian", "model.noise='gaussian': must be one of uniform, normal"),
+        ("model.d_steps=0", "model.d_steps=0: must be an integer >= 1"),
+        ("model.g_loss=wasserstein", "model.g_loss='wasserstein': must be one of non_saturating, minimax"),
+        ("model.ema_decay=1.0", "model.ema_decay=1.0: must be a number in (0, 1), or null"),
+        ("model.ngf=2.5", "model.ngf=2.5: must be an integer >= 1"),
+        ("model.lr=-1.0", "model.lr=-1.0: must be a number > 0"),
     ],
 )
 def test_bad_config_values_are_refused_in_one_line(override, message):
     err = construction_error(override)
-    assert message in str(err) and "\n" not in str(err)
+    assert str(err).startswith(message) and "\n" not in str(err)
 
 
 def test_constructor_takes_its_values_from_the_config_only():
@@ -110,7 +110,9 @@ def test_constructor_takes_its_values_from_the_config_only():
 def test_cli_refuses_a_bad_model_value_in_one_line(genexp_cli, tmp_path):
     out = genexp_cli("model=cdcgan", "model.noise=gaussian", "data=fake", "trainer=smoke", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1] == "genexp: error: model.noise='gaussian' is not one of uniform, normal"
+    assert (
+        out.stderr.strip().splitlines()[-1] == "genexp: error: model.noise='gaussian': must be one of uniform, normal"
+    )
 
 
 @pytest.mark.parametrize("d_steps", [1, 3])

@@ -74,8 +74,13 @@ class SampleQuality(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         # at the end of each training epoch rather than of validation: a GAN has no validation_step,
         # and Lightning skips the validation loop (and its hooks) for such a model
-        if isinstance(pl_module, GenerativeModule) and self.val_samples > 0 and trainer.is_global_zero:
-            _log(pl_module, self._score(trainer, pl_module, "val", self.val_samples), "val")
+        if not isinstance(pl_module, GenerativeModule) or self.val_samples <= 0:
+            return
+        metrics = self._score(trainer, pl_module, "val", self.val_samples) if trainer.is_global_zero else None
+        # the same monitored value on every rank: a checkpoint callback that ranks on rank 0 only would
+        # make the ranks' collective calls differ (a DDP deadlock)
+        for k, v in trainer.strategy.broadcast(metrics, src=0).items():
+            pl_module.log(f"val/{k}", float(v))
 
     def on_test_epoch_end(self, trainer, pl_module):
         if isinstance(pl_module, GenerativeModule) and self.n_samples > 0 and trainer.is_global_zero:
