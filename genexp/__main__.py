@@ -37,7 +37,7 @@ OmegaConf.register_new_resolver(
     replace=True,
 )
 
-EXIT = {"error": 2, "diverged": 3}
+EXIT = {"error": 2, "diverged": 3, "sigterm": 143}  # 143 = 128 + SIGTERM, what a shell reports
 
 
 def _error(e: BaseException) -> GenexpError | None:
@@ -57,6 +57,10 @@ def main(cfg: DictConfig) -> float | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return run(cfg)
+    except SystemExit as e:
+        if e.code is None:  # Lightning's SIGTERMException: a scheduler must not read a stop as success
+            sys.exit(EXIT["sigterm"])
+        raise
     except Exception as e:
         err = _error(e)
         if err is None and not multirun:

@@ -24,23 +24,32 @@ import torch
 from omegaconf import OmegaConf
 
 from genexp import GenexpError
+from genexp.ckpt import build_model, check_class, load_checkpoint
+from genexp.models.base import GenexpModule
 from genexp.record import write_json
-from genexp.sample import load_model
 
 log = logging.getLogger(__name__)
 SKIP = ("Checkpoint", "TQDMProgressBar", "SampleGrid", "FilterMosaic")  # nothing to save, nothing trains
 
 
 def evaluate(ckpt: Path, overrides: list[str], out_dir: Path) -> dict[str, float]:
-    run_dir = ckpt.resolve().parent.parent
+    checkpoint = load_checkpoint(ckpt)  # a bad file is named first, whatever surrounds it
+    run_dir = Path(ckpt).resolve().parent.parent
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if not cfg_path.is_file():
         raise GenexpError(f"{cfg_path} not found: evaluate needs the run dir the checkpoint was saved in")
-    cfg = OmegaConf.load(cfg_path)
-    cfg.paths.output_dir = str(out_dir)
-    cfg.merge_with(OmegaConf.from_dotlist(overrides))
+    try:
+        cfg = OmegaConf.load(cfg_path)
+        cfg.paths.output_dir = str(out_dir)
+        cfg.merge_with(OmegaConf.from_dotlist(overrides))
+    except Exception as e:
+        raise GenexpError(f"{cfg_path} with overrides {overrides}: {' '.join(str(e).split())}") from None
+    target = OmegaConf.select(cfg, "model._target_")
+    if target:  # the run's own model class: a checkpoint copied into another run's dir is refused
+        check_class(checkpoint, target, ckpt)
     pl.seed_everything(cfg.seed, verbose=False)
-    model = load_model(ckpt)
+    # any genexp model: the run's own callbacks decide what is scored (a classifier has no sample())
+    model = build_model(ckpt, checkpoint, GenexpModule)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     callbacks = [
         hydra.utils.instantiate(c, _convert_="all")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from genexp.callbacks.guard import Diverged
+from genexp.ckpt import check_compatible, load_checkpoint, resolve_ckpt_path
 from genexp.record import git_state, versions, write_json
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ def run(cfg: DictConfig) -> float | None:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()  # find (or download) and verify the data before anything is written
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)  # "last" = this run dir's last.ckpt
+    if ckpt_path:  # refused in one line before anything runs: another model, other shapes, a bad file
+        check_compatible(model, load_checkpoint(ckpt_path, expected_cls=type(model)), ckpt_path)
     callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = _loggers(cfg, run_dir)
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -124,7 +128,7 @@ def run(cfg: DictConfig) -> float | None:
     trainer.callbacks.append(_EpochRecord(lambda: (collect(), write("running"))))
     write("running")
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         collect()
         if cfg.get("test", True):
             trainer.test(model, datamodule=datamodule, verbose=False)

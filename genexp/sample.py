@@ -5,8 +5,10 @@
 
 The `.npz` holds `images` float32 [n, 1, 28, 28] in [0, 1] and `labels` int64 [n] (the digit asked
 of a conditional model, balanced 0..9 unless `digit=` is given; -1 for an unconditional one). The
-model class comes from the checkpoint's `genexp_class` (every GenerativeModule writes it). The file is
-written atomically: a reader sees no file or a whole one.
+model class comes from the checkpoint's `genexp_class` (every GenerativeModule writes it); the file is
+read with torch.load(weights_only=True) and checked key by key against the model. The .npz is written
+atomically (a reader sees no file or a whole one); an unwritable `out=` is refused before sampling. Any
+problem is one line `genexp.sample: error: ...`, exit code 2.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 
 from genexp import GenexpError
+from genexp.ckpt import atomic_write, build_model, load_checkpoint
 from genexp.models.base import GenerativeModule
 
 log = logging.getLogger(__name__)
@@ -28,28 +31,27 @@ USAGE = "usage: python -m genexp.sample CHECKPOINT n=N out=FILE.npz [seed=0] [ba
 OPTIONS = {"n": int, "out": str, "seed": int, "batch_size": int, "device": str, "digit": int}
 
 
-def model_class_path(ckpt_path: Path, checkpoint: dict) -> str:
-    """Dotted path of the model class, stamped by GenerativeModule.on_save_checkpoint."""
-    if checkpoint.get("genexp_class"):
-        return checkpoint["genexp_class"]
-    raise GenexpError(f"{ckpt_path}: no genexp_class in the checkpoint: not written by a genexp generative model")
-
-
 def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeModule:
-    """The generative model stored in a Lightning checkpoint, in eval mode on `device`."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise GenexpError(f"checkpoint {path} does not exist")
+    """The generative model stored in a Lightning checkpoint, in eval mode on `device`. Read with
+    `torch.load(weights_only=True)`; the class comes from the checkpoint's `genexp_class`; its keys and
+    shapes are checked against the rebuilt model. Any problem is one GenexpError line."""
+    checkpoint = load_checkpoint(ckpt_path)
+    return build_model(ckpt_path, checkpoint, GenerativeModule, device)
+
+
+def writable_out(out: str | os.PathLike) -> Path:
+    """`out` as a path a file can be written to, checked before any sampling: one GenexpError line if
+    its directory cannot be made or written, or `out` is a directory."""
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise GenexpError(f"out={out} is a directory; give a file name, e.g. out={out / 'samples.npz'}")
     try:
-        checkpoint = torch.load(path, map_location="cpu")
-    except Exception as e:  # a truncated or foreign file
-        raise GenexpError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise GenexpError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    cls = hydra.utils.get_class(model_class_path(path, checkpoint))
-    if not issubclass(cls, GenerativeModule):
-        raise GenexpError(f"{path} holds a {cls.__name__}, not a generative model (GenerativeModule)")
-    return cls.load_from_checkpoint(path, map_location=device).eval()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise GenexpError(f"out={out}: cannot write in {out.parent} ({e.strerror or e})") from None
+    return out
 
 
 @torch.no_grad()
@@ -72,16 +74,15 @@ def export_samples(
             for lab in labels.split(batch_size)
         ]
     )  # [n, 1, 28, 28]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append ".npz" to the temp name
-        np.savez(
-            f,
-            images=images.cpu().numpy().astype(np.float32),
-            labels=(labels if conditional else torch.full_like(labels, -1)).cpu().numpy().astype(np.int64),
-        )
-    os.replace(tmp, out)
+    out = writable_out(out)
+    arrays = {
+        "images": images.cpu().numpy().astype(np.float32),
+        "labels": (labels if conditional else torch.full_like(labels, -1)).cpu().numpy().astype(np.int64),
+    }
+    try:  # a file object: np.savez would otherwise append ".npz" to the temp name
+        atomic_write(out, lambda f: np.savez(f, **arrays))
+    except OSError as e:  # a full disk: the temp file is gone, an older `out` untouched
+        raise GenexpError(f"out={out}: cannot write ({e.strerror or e})") from None
     return out
 
 
@@ -108,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         ckpt, opts = parse_args(sys.argv[1:] if argv is None else argv)
+        n, out = opts.pop("n"), writable_out(opts.pop("out"))  # refused before anything is loaded or drawn
         model = load_model(ckpt, opts.pop("device"))
-        n, out = opts.pop("n"), opts.pop("out")
         path = export_samples(model, n, out, **opts)
     except GenexpError as e:
         print(f"genexp.sample: error: {e}", file=sys.stderr)
