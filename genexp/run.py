@@ -21,7 +21,9 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from genexp.callbacks.guard import Diverged
 from genexp.ckpt import check_compatible, load_checkpoint, resolve_ckpt_path
+from genexp.loggers import CSVLogger as AppendingCSVLogger  # keeps the history across a resume
 from genexp.record import git_state, versions, write_json
+from genexp.validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def _wandb_group(cfg: DictConfig) -> dict:
 def _loggers(cfg: DictConfig, run_dir: Path) -> list:
     loggers = [hydra.utils.instantiate(cfg.logger, **_wandb_group(cfg))] if cfg.get("logger") else []
     if not any(isinstance(lg, CSVLogger) for lg in loggers):  # every run also writes CSV metrics
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(AppendingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -74,6 +76,7 @@ def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the model's validation metric (for sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     start = time.time()
+    check_config(cfg, run_dir)  # bad values: one line, before anything is instantiated or written
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
 

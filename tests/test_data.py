@@ -241,7 +241,7 @@ def test_labelled_subset_is_balanced_and_seeded(mnist_root):
 @pytest.mark.slow
 def test_one_hot_and_on_device(mnist_root):
     class FakeTrainer:  # the attributes the datamodule reads from a Trainer
-        global_rank, world_size = 0, 1
+        global_rank, world_size, current_epoch, sanity_checking = 0, 1, 0, False
 
         class strategy:
             root_device = torch.device("cpu")
@@ -260,6 +260,14 @@ def test_one_hot_and_on_device(mnist_root):
         ({"binarize": "otsu"}, "data.binarize='otsu' is not one of none, static, dynamic, threshold"),
         ({"labelled": 15}, "data.labelled=15 must be a multiple of 10"),
         ({"val_size": 60000}, "data.val_size=60000"),
+        (
+            {"batch_size": 100000},
+            r"^data.batch_size=100000 is larger than the 50000 training images \(per rank\): must be an integer in "
+            r"\[1, 50000\]$",
+        ),
+        ({"batch_size": 0}, r"^data.batch_size=0: must be an integer >= 1$"),
+        ({"eval_batch_size": 0}, r"^data.eval_batch_size=0: must be an integer >= 1$"),
+        ({"eval_batch_size": -5}, r"^data.eval_batch_size=-5: must be an integer >= 1$"),
     ],
 )
 def test_bad_values_are_one_clear_line(kwargs, match):
@@ -289,7 +297,8 @@ def _fake_trainer(rank: int = 0, world_size: int = 1):
     class strategy:
         root_device = torch.device("cpu")
 
-    return type("FakeTrainer", (), {"global_rank": rank, "world_size": world_size, "strategy": strategy})()
+    attributes = {"global_rank": rank, "world_size": world_size, "strategy": strategy}
+    return type("FakeTrainer", (), {**attributes, "current_epoch": 0, "sanity_checking": False})()
 
 
 def _fake(**kwargs) -> FakeDataModule:
@@ -381,6 +390,13 @@ def test_fake_ranks_see_disjoint_shards():
         seen.append(_rows(torch.cat([x for x, _ in loader])))
     assert len(seen[0]) == len(seen[1]) == 160 and not seen[0] & seen[1]
     assert seen[0] | seen[1] == _rows(dm.split_tensors("train")[0])
+
+
+def test_batch_size_is_checked_per_rank_at_setup():
+    dm = FakeDataModule(batch_size=200)  # 320 training images: one rank's worth, not two ranks'
+    dm.trainer = _fake_trainer(rank=1, world_size=2)
+    with pytest.raises(GenexpError, match=r"^data.batch_size=200 is larger than the 160 training images \(per rank\)"):
+        dm.setup()
 
 
 def test_fake_one_hot_on_device():

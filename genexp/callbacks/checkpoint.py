@@ -157,6 +157,10 @@ class Checkpoint(ModelCheckpoint):
         self._trained = True
         if not self.save_last or trainer.fast_dev_run or trainer.sanity_checking:
             return
+        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            # the epoch's last batch: the epoch-end save follows; a save here would make a resume start
+            # in the next epoch and skip this epoch's validation and epoch-end hooks (Lightning 2.6)
+            return
         step = trainer.global_step
         n = self.last_every_n_train_steps
         due = n > 0 and step - (self._last_saved_step or 0) >= n

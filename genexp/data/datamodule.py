@@ -9,6 +9,7 @@ how to get the arrays (`load_arrays`). Batches are `(x, y)`: x float [B, 1, 28, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from genexp import GenexpError
 from genexp.data.info import DataInfo
 from genexp.data.mnist import MIRRORS, load_mnist, resolve_root
+from genexp.validate import number
 
 BINARIZE = ("none", "static", "dynamic", "threshold")
 
@@ -27,15 +29,45 @@ class BatchLoader:
 
     Shuffling is a function of (seed, epoch) so every rank draws the same permutation and takes its
     own slice `perm[rank::world_size]`: the DDP sharding a DistributedSampler would do, without copies.
+
+    Resumable (Lightning's `_Stateful` protocol: `state_dict` / `load_state_dict`): the epoch whose
+    permutation is being served, how many of its batches were trained on, and the dynamic-binarization
+    generator (one state per rank: `gather` collects them under DDP). A loaded state makes the next
+    pass serve the rest of that epoch, at the next batch of the same permutation, with the same pixels.
+    Lightning 2.x saves it in every checkpoint (`loops.fit_loop.state_dict.combined_loader`) but loads
+    it only in some resumes (see `ImageDataModule.state_dict`), so the datamodule keeps a copy too.
+
+    `epoch_fn` (the trainer's current epoch) picks each pass's permutation; without it (plain
+    iteration) every complete or abandoned pass is followed by the next epoch's. `trained_fn` (the
+    trainer's finished batches of the epoch) caps the saved position: a batch served but interrupted
+    before it trained is served again. A pass begun while `isolate()` is true (a sanity check) draws
+    from a copy of the dynamic stream.
     """
 
     def __init__(
-        self, x, y, batch_size, shuffle, drop_last, seed=0, rank=0, world_size=1, dynamic: torch.Generator | None = None
+        self,
+        x,
+        y,
+        batch_size,
+        shuffle,
+        drop_last,
+        seed=0,
+        rank=0,
+        world_size=1,
+        dynamic: torch.Generator | None = None,
+        epoch_fn: Callable[[], int] | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        isolate: Callable[[], bool] | None = None,
+        trained_fn: Callable[[], int] | None = None,
     ):
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.dynamic = seed, rank, world_size, dynamic
-        self.epoch = 0
+        self.epoch_fn, self.gather, self.isolate, self.trained_fn = epoch_fn, gather, isolate, trained_fn
+        self.epoch = 0  # the pass whose permutation is served (or next served, before any pass)
+        self.served = 0  # batches of that pass already yielded
+        self._started = False  # whether pass `epoch` has begun
+        self._resume = False  # a loaded state: the next pass continues pass `epoch` after `served`
 
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
@@ -51,15 +83,58 @@ class BatchLoader:
         per_rank = len(self.x) // self.world_size
         return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
 
+    def _begin_pass(self) -> int:
+        """Choose this pass's epoch; return the first batch to serve (> 0 only when resuming)."""
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        if self._resume:
+            self._resume = False
+            if epoch is None or epoch == self.epoch:
+                return self.served  # the loaded pass, after the batches already trained on
+        if epoch is None:
+            epoch = self.epoch + 1 if self._started else self.epoch
+        self.epoch, self.served, self._started = epoch, 0, True
+        return 0
+
     def __iter__(self):
+        # a generator: nothing runs (no epoch is chosen) until the first batch is asked for, so an
+        # iter() that is never consumed (Lightning calls iter() to check a loader) changes nothing
+        start = self._begin_pass()
         idx = self._indices().to(self.x.device)
-        self.epoch += 1
-        for b in range(len(self)):
+        stream = self.dynamic
+        if stream is not None and self.isolate is not None and self.isolate():
+            stream = torch.Generator(device=stream.device).set_state(stream.get_state())
+        for b in range(start, len(self)):
             sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.x[sel].float().div_(255.0)
-            if self.dynamic is not None:  # resample binary pixels every time an image is served
-                x = torch.bernoulli(x, generator=self.dynamic)
+            if stream is not None:  # resample binary pixels every time an image is served
+                x = torch.bernoulli(x, generator=stream)
+            self.served = b + 1  # counted before the yield: a checkpoint taken while batch b trains includes it
             yield x, self.y[sel]
+
+    # ---- resuming (Lightning's _Stateful protocol) ---------------------------------------------------
+    def position(self) -> dict:
+        """{"epoch", "served"}: where the next batch comes from. With `trained_fn`, `served` counts the
+        batches the trainer finished (a batch served but interrupted before it trained is served again)."""
+        served = self.served if self.trained_fn is None else min(self.served, int(self.trained_fn()))
+        return {"epoch": self.epoch, "served": served}
+
+    def state_dict(self) -> dict:
+        """{"epoch", "served", "dynamic": uint8 [world_size, L] generator states (one row per rank) or None}.
+        Under DDP every rank must call it (it gathers): Lightning does, in `trainer.save_checkpoint`."""
+        state = {**self.position(), "dynamic": None}
+        if self.dynamic is not None:
+            mine = self.dynamic.get_state()
+            state["dynamic"] = self.gather(mine) if self.gather is not None and self.world_size > 1 else mine[None]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue where `state` left: the next pass serves the rest of the saved epoch (if the trainer is
+        still in that epoch), and the dynamic-binarization stream goes on from this rank's saved state."""
+        self.epoch, self.served = int(state["epoch"]), int(state["served"])
+        self._started = self._resume = True
+        states = state.get("dynamic")
+        if self.dynamic is not None and states is not None:
+            self.dynamic.set_state(states[self.rank % len(states)].cpu().clone())
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -96,12 +171,28 @@ class ImageDataModule(pl.LightningDataModule):
             raise GenexpError(f"data.val_size={val_size} must be in [0, {pool})")
         if labelled is not None and not (k <= labelled <= pool - val_size and labelled % k == 0):
             raise GenexpError(f"data.labelled={labelled} must be a multiple of {k} between {k} and {pool - val_size}")
-        if batch_size < 1:
-            raise GenexpError(f"data.batch_size={batch_size} must be >= 1")
+        number("data.batch_size", batch_size, 1, integer=True)
+        number("data.eval_batch_size", eval_batch_size, 1, integer=True)
+        self._check_batch_size(batch_size, pool - val_size, world_size=1)  # again per rank at setup
         # called here, it still records the subclass's arguments too (Lightning walks the __init__ chain)
         self.save_hyperparameters()
         self.labelled_x = self.labelled_y = None
         self._splits = self._raw = self._info = None
+        self._streams: dict[str, torch.Generator] = {}  # the random streams this datamodule owns, by split
+        self._pending_streams: dict | None = None
+        self._train_loader: BatchLoader | None = None  # the latest, whose position a checkpoint keeps
+        self._pending_position: dict | None = None
+
+    @staticmethod
+    def _check_batch_size(batch_size: int, n_train: int, world_size: int) -> None:
+        """A training batch must fit in a rank's shard of the train split (batches drop the remainder)."""
+        per_rank = n_train // world_size
+        if batch_size > per_rank:
+            ranks = f"; {n_train} over {world_size} ranks" if world_size > 1 else ""
+            raise GenexpError(
+                f"data.batch_size={batch_size} is larger than the {per_rank} training images (per rank): "
+                f"must be an integer in [1, {per_rank}]{ranks}"
+            )
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         """uint8 arrays `train_images` [train_pool, H, W], `train_labels`, `test_images`, `test_labels`."""
@@ -122,6 +213,8 @@ class ImageDataModule(pl.LightningDataModule):
         return b.to(torch.uint8) * 255
 
     def setup(self, stage: str | None = None):
+        world = self.trainer.world_size if self.trainer is not None else 1
+        self._check_batch_size(self.hparams.batch_size, self.train_pool - self.hparams.val_size, world)
         if self._splits is not None:
             return
         arrays = self.load_arrays()
@@ -164,13 +257,18 @@ class ImageDataModule(pl.LightningDataModule):
             device = self.trainer.strategy.root_device
             splits = {k: (v[0].to(device), v[1].to(device)) for k, v in splits.items()}
         self._splits = splits
-        # one stream for dynamic binarization, shared by all loaders so every pass draws new pixels
+        # dynamic binarization: one stream per split and rank, each going on across passes (every pass
+        # draws new pixels). Only training batches draw from the train stream, so how often validation
+        # runs (or a resume that skips one, or a sanity check) never changes the training data.
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        self._dynamic = (
-            torch.Generator(device=device).manual_seed(self.hparams.binarize_seed * 7919 + rank)
-            if self.hparams.binarize == "dynamic"
-            else None
-        )
+        if self.hparams.binarize == "dynamic":
+            seed = self.hparams.binarize_seed * 7919 + rank
+            self._streams = {
+                split: torch.Generator(device=device).manual_seed(seed + 104729 * i)
+                for i, split in enumerate(("train", "val", "test"))
+            }
+        if self._pending_streams is not None:  # a checkpoint's states, loaded before setup
+            self.load_state_dict({"dynamic": self._pending_streams["dynamic"]})
 
     def _labelled_subset(self, x, y):
         """A class-balanced subset of `labelled` training examples, chosen with labelled_seed."""
@@ -197,7 +295,8 @@ class ImageDataModule(pl.LightningDataModule):
     # ---- loaders -------------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> BatchLoader:
         x, y = self._splits[split]
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return BatchLoader(
             x,
             y,
@@ -207,11 +306,66 @@ class ImageDataModule(pl.LightningDataModule):
             seed=self.hparams.seed,
             rank=rank,
             world_size=world,
-            dynamic=self._dynamic,
+            dynamic=self._streams.get(split),
+            # the permutation of the trainer's epoch (also right after a resume or a loader reload)
+            epoch_fn=(lambda: trainer.current_epoch) if train and trainer is not None else None,
+            gather=self._gather if world > 1 else None,
+            # a sanity check's batches draw from a copy of the stream: they change nothing that follows
+            isolate=(lambda: trainer.sanity_checking) if trainer is not None else None,
+            # batches of this epoch whose training step finished (where Lightning resumes)
+            trained_fn=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+            if train and trainer is not None
+            else None,
         )
 
+    # ---- resuming ------------------------------------------------------------------------------------
+    # Lightning stores the datamodule's state_dict in every checkpoint and gives it back on every resume,
+    # before the train loader exists. It also saves the train loader's own state (BatchLoader is
+    # _Stateful), but loads it only when the fit loop is "restarting" (not from an epoch-end checkpoint:
+    # FitLoop.restarting) and only into a loader made after the loops were restored (not when
+    # configure_optimizers asked for trainer.estimated_stepping_batches, which makes the loader
+    # earlier). So the position in the epoch travels here too, and is handed to the next train loader.
+    def state_dict(self) -> dict:
+        """{"train_position": {"epoch", "served"} of the current train loader (the same on every rank),
+        "dynamic": {split: uint8 [world_size, L]}: every rank's state of every random stream}. Under DDP
+        every rank must call it (it gathers): Lightning does, in `trainer.save_checkpoint`."""
+        state = {}
+        if self._train_loader is not None:
+            state["train_position"] = self._train_loader.position()
+        if self._streams:
+            world = self.trainer.world_size if self.trainer is not None else 1
+            states = {split: g.get_state() for split, g in self._streams.items()}
+            state["dynamic"] = {k: self._gather(v) if world > 1 else v[None] for k, v in states.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Each random stream goes on from this rank's saved state (made by `setup` if it has not run yet);
+        the next train loader starts where the saved one stood."""
+        if "train_position" in state:
+            self._pending_position = state["train_position"]
+        if self._pending_position is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
+            self._pending_position = None
+        if not self._streams:
+            self._pending_streams = state if state.get("dynamic") else None
+            return
+        self._pending_streams = None
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        for split, states in (state.get("dynamic") or {}).items():
+            if split in self._streams:
+                self._streams[split].set_state(states[rank % len(states)].cpu().clone())
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        """[world_size, *t.shape] on the CPU: every rank's `t` (on the strategy's device: NCCL needs CUDA)."""
+        strategy = self.trainer.strategy
+        return strategy.all_gather(t.to(strategy.root_device)).cpu()
+
     def train_dataloader(self):
-        return self._loader("train", train=True)
+        self._train_loader = self._loader("train", train=True)
+        if self._pending_position is not None:  # resuming: continue the saved epoch
+            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
+            self._pending_position = None
+        return self._train_loader
 
     def val_dataloader(self):
         return self._loader("val", train=False) if self.hparams.val_size else []

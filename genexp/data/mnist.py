@@ -9,9 +9,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,28 +46,49 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser().resolve()
 
 
-def _raw_bytes(path: Path) -> bytes:
+# The largest IDX content read (decompressed): MNIST's biggest file is 47 MB; a header or a gzip stream
+# claiming more is refused before anything that size is allocated.
+MAX_IDX_BYTES = 1 << 28
+MAX_IDX_DIMS = 16
+
+
+def _raw_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The (decompressed) content of an IDX file; a GenexpError for anything unreadable, truncated,
+    corrupted or larger than `limit` bytes (a gzip bomb is cut off after `limit` + 1 bytes)."""
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+                raw = f.read(limit + 1)
+        else:
+            if path.stat().st_size > limit:
+                raise GenexpError(f"cannot read {path}: larger than {limit} bytes, not an MNIST IDX file")
+            raw = path.read_bytes()
+    except GenexpError:
+        raise
+    except (OSError, EOFError, zlib.error, ValueError, MemoryError) as e:  # BadGzipFile is an OSError
         raise GenexpError(f"cannot read {path}: {e} (corrupted or truncated file; delete it to re-download)") from e
+    if len(raw) > limit:
+        raise GenexpError(f"cannot read {path}: more than {limit} bytes uncompressed, not an MNIST IDX file")
+    return raw
 
 
 def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode IDX bytes into a uint8 array, checking the header against the payload length."""
+    """Decode IDX bytes into a uint8 array, checking the header against the payload length. Any
+    malformed input is a GenexpError; nothing is allocated beyond a view of `raw`."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise GenexpError(f"{source}: not an IDX file (bad magic {raw[:4].hex() or 'empty'})")
+        raise GenexpError(f"{source}: not an IDX file (bad magic {bytes(raw[:4]).hex() or 'empty'})")
     if raw[2] != 0x08:
         raise GenexpError(f"{source}: IDX dtype 0x{raw[2]:02x} is not 0x08 (uint8)")
     ndim = raw[3]
+    if ndim > MAX_IDX_DIMS:
+        raise GenexpError(f"{source}: IDX header claims {ndim} dimensions (at most {MAX_IDX_DIMS} are read)")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise GenexpError(f"{source}: truncated IDX header ({len(raw)} bytes)")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if math.prod(d for d in shape if d) > MAX_IDX_BYTES:  # numpy refuses such a shape even with a 0 in it
+        raise GenexpError(f"{source}: IDX header claims shape {shape}, more than {MAX_IDX_BYTES} bytes")
+    expected = header + math.prod(shape)  # Python ints: no overflow, whatever the header claims
     if len(raw) != expected:
         raise GenexpError(f"{source}: IDX header says shape {shape} ({expected} bytes) but file has {len(raw)} bytes")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)

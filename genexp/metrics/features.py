@@ -44,7 +44,10 @@ def load_feature_net(name: str = "mnist_cnn", device: torch.device | str = "cpu"
         path = WEIGHTS / f"{name}.pt"
         if not path.is_file() or sha256(path) != SHA256[name]:
             raise GenexpError(f"{path}: missing or not the shipped file (sha256 must be {SHA256[name]})")
-        net = SmallCNN(**info["arch"])
+        # built without drawing from the global RNG (its random init is overwritten at once): loaded
+        # lazily in the middle of a training, it would otherwise shift every random number after it
+        with torch.random.fork_rng(devices=[]):
+            net = SmallCNN(**info["arch"])
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         _LOADED[key] = net.to(device).eval().requires_grad_(False)
     return _LOADED[key]

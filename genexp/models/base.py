@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import abc
 import math
+import random
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from genexp import GenexpError
+from genexp import loggers
 from genexp.data.info import DataInfo
+from genexp.validate import fail, number
 
 
 class GenexpModule(pl.LightningModule):
@@ -34,27 +37,84 @@ class GenexpModule(pl.LightningModule):
     val_mode: str = "min"  # "min" | "max"
     n_inputs: int | None = 784  # pixels per image the model's first layer expects (None: any)
     needs_labels: bool = False  # trains on (x, y) pairs
+    n_inputs_key: str | None = None  # the key that sets n_inputs ("model.n_visible"), named on a mismatch
+    min_batch_size: int = 1  # the smallest training batch the model trains on (BatchNorm: 2)
+    resizable_buffers: tuple[str, ...] = ()  # state_dict keys whose shape may differ from a checkpoint's (fnmatch)
 
-    def check_data(self, info: DataInfo) -> None:
-        """Refuse data this model cannot train on, naming the key and both values."""
+    def check_data(self, info: DataInfo, batch_size: int | None = None) -> None:
+        """Refuse data this model cannot train on, in one line `<key>=<value>: <what is valid>`."""
         n = math.prod(info.shape)
         if self.n_inputs is not None and n != self.n_inputs:
-            raise GenexpError(
-                f"model expects {self.n_inputs} inputs per image but data={info.name} has shape {list(info.shape)} "
-                f"({n}); set the model's input size to {n}"
-            )
+            where = f"the pixels per image of data={info.name} (shape {list(info.shape)})"
+            if self.n_inputs_key is not None:
+                fail(self.n_inputs_key, self.n_inputs, f"must be {n}, {where}")
+            fail("data", info.name, f"{type(self).__name__} needs {self.n_inputs} pixels per image, not {n}")
         if self.needs_labels and info.n_classes < 2:
-            raise GenexpError(f"{type(self).__name__} needs labelled data; data={info.name} has no classes")
+            fail("data", info.name, f"{type(self).__name__} needs labelled data (>= 2 classes)")
+        if batch_size is not None:
+            number("data.batch_size", batch_size, self.min_batch_size, integer=True, hint=f"for {type(self).__name__}")
 
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None and hasattr(dm, "info"):
-            self.check_data(dm.info)
+            self.check_data(dm.info, getattr(dm, "hparams", {}).get("batch_size"))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Name the class in the checkpoint, so any model's file loads by itself (`genexp.sample`, loglik).
-        Subclasses that save more call super() first."""
+        """Name the class in the checkpoint, so any model's file loads by itself (`genexp.sample`, loglik),
+        and keep every rank's random states (`rng_states`, one entry per rank): Lightning saves none.
+        Subclasses that save more call super() first. Under DDP every rank gets here (it gathers)."""
         checkpoint["genexp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self._trainer is None:
+            return
+        checkpoint["rng_states"] = gather_rng_states(self)
+        # what Lightning's logging loses on a resume (genexp.loggers): the CSV history's length and the
+        # row logged right after this save, and each rank's epoch sums of a mid-epoch save
+        if (csv_log := loggers.log_state(self.trainer)) is not None:
+            checkpoint["csv_log"] = csv_log
+        sums = self._gather_epoch_sums(loggers.epoch_sums(self.trainer))
+        if any(sums):
+            checkpoint["epoch_sums"] = {"epoch": self.trainer.current_epoch, "ranks": sums}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """In a resumed fit (load_from_checkpoint has no trainer): keep this rank's random states for
+        `on_train_start` (set there, they are the last thing before the first resumed batch, whatever
+        the setup and fit-start hooks drew in between) and its epoch sums for `log`; hand the CSV
+        history's state to the loggers. Subclasses that load more call super()."""
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        rank = self.global_rank
+        if states := checkpoint.get("rng_states"):
+            self._rng_to_restore = states[rank % len(states)]
+        if sums := checkpoint.get("epoch_sums"):
+            self._epoch_sums_to_restore = (sums["epoch"], dict(sums["ranks"][rank % len(sums["ranks"])]))
+        loggers.resume_logs(self.trainer, checkpoint.get("csv_log"))
+
+    def on_train_start(self) -> None:
+        """A resumed fit's random states are set here. Subclasses that override it call super()."""
+        state = getattr(self, "_rng_to_restore", None)
+        if state is not None:
+            set_rng_state(state)
+            self._rng_to_restore = None
+
+    def log(self, name: str, value, *args, **kwargs) -> None:
+        super().log(name, value, *args, **kwargs)
+        pending = getattr(self, "_epoch_sums_to_restore", None)
+        if pending is not None and self._trainer is not None:
+            epoch, sums = pending
+            if self.trainer.training and self.trainer.current_epoch == epoch and sums:
+                loggers.add_epoch_sum(self, name, sums)  # the first log of `name` after a mid-epoch resume
+            elif self.trainer.training:
+                self._epoch_sums_to_restore = None  # all added, or another epoch: nothing more to add
+
+    def _gather_epoch_sums(self, mine: dict[str, list[float]]) -> list[dict[str, list[float]]]:
+        """Every rank's `genexp.loggers.epoch_sums` (the same keys on every rank), in rank order."""
+        world = self.trainer.world_size
+        if world == 1:
+            return [mine]
+        keys = sorted(mine)
+        packed = torch.tensor([mine[k] for k in keys], dtype=torch.float64).reshape(len(keys), 2)
+        rows = self.all_gather(packed.to(self.device)).cpu()  # [world, n, 2]
+        return [{k: row[i].tolist() for i, k in enumerate(keys)} for row in rows]
 
 
 class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
@@ -99,3 +159,78 @@ def flat(batch) -> torch.Tensor:
     """Images of a batch (x or (x, y)) as rows [B, n_pixels]."""
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     return x.reshape(len(x), -1)
+
+
+# ---- random states: Lightning checkpoints none of them ------------------------------------------------
+def rng_state() -> dict:
+    """This process's global random states, as plain tensors and numbers (a checkpoint that loads with
+    torch.load(weights_only=True)): torch CPU, torch CUDA (every device), numpy, python."""
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    version, words, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        # CUDA only once this process has used it (until then its generators are untouched; asking
+        # would initialise CUDA in a CPU run)
+        "torch.cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "state": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` returned (CUDA states only for the devices this process sees)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available():
+        for i, s in enumerate(state.get("torch.cuda", [])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), i)
+    n = state["numpy"]
+    keys = n["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(w) for w in p["state"].tolist()), p["gauss"]))
+
+
+def _pack(state: dict) -> torch.Tensor:
+    """`rng_state()` as one uint8 vector (so that ranks can all_gather it); `_unpack` inverts it."""
+    n, p = state["numpy"], state["python"]
+    numbers = torch.tensor(
+        [n["pos"], n["has_gauss"], n["cached_gaussian"], p["version"], p["gauss"] is not None, p["gauss"] or 0.0],
+        dtype=torch.float64,
+    )
+    parts = [state["torch"], *state["torch.cuda"], n["keys"], p["state"], numbers]
+    return torch.cat([t.detach().cpu().contiguous().view(torch.uint8).flatten() for t in parts])
+
+
+def _unpack(packed: torch.Tensor, like: dict) -> dict:
+    """The state packed in `packed`, laid out as `like` (this rank's own state: every rank has the same
+    torch, numpy and python versions and devices, so the same sizes)."""
+    packed, out = packed.cpu(), {}
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        nonlocal packed
+        size = t.numel() * t.element_size()
+        chunk, packed = packed[:size].clone(), packed[size:]
+        return chunk.view(t.dtype).reshape(t.shape)
+
+    out["torch"] = take(like["torch"])
+    out["torch.cuda"] = [take(t) for t in like["torch.cuda"]]
+    keys, words = take(like["numpy"]["keys"]), take(like["python"]["state"])
+    pos, has_gauss, cached, version, has_pgauss, pgauss = take(torch.zeros(6, dtype=torch.float64)).tolist()
+    out["numpy"] = {"keys": keys, "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": cached}
+    out["python"] = {"version": int(version), "state": words, "gauss": pgauss if has_pgauss else None}
+    return out
+
+
+def gather_rng_states(module: pl.LightningModule) -> list[dict]:
+    """Every rank's `rng_state()`, in rank order (under DDP: an all_gather every rank must join)."""
+    mine = rng_state()
+    world = module.trainer.world_size if module._trainer is not None else 1
+    if world == 1:
+        return [mine]
+    rows = module.all_gather(_pack(mine).to(module.device))  # [world, L]
+    return [_unpack(row, mine) for row in rows]

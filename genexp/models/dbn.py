@@ -46,6 +46,7 @@ class DBN(GenerativeModule):
     """The greedy stack; after pretraining, the top RBM keeps learning (generation)."""
 
     val_metric, val_mode = "val/recon_xent", "min"  # of the top RBM: logged in the final phase only
+    resizable_buffers = ("rbms.*.persistent_chain",)  # the PCD chains follow the batch size
     finetunes = False  # the fine-tuned forms set True: epochs after pretraining run `finetune_step`
 
     def __init__(
@@ -67,12 +68,12 @@ class DBN(GenerativeModule):
         seed: int | None,
     ):
         super().__init__()
-        layer_sizes = numbers("model.layer_sizes", layer_sizes, 1, integer=True, min_length=2, hint="visible, hidden...")
+        layer_sizes = numbers("model.layer_sizes", layer_sizes, 1, integer=True, min_length=2, hint="visible, hidden")
         n_rbms = len(layer_sizes) - 1
         self.pretrain_epochs = per_layer("pretrain_epochs", pretrain_epochs, n_rbms, int, low=0)
         self.pretrain_lr = per_layer("pretrain_lr", pretrain_lr, n_rbms, float, low=0, low_open=True)
         if not self.finetunes and self.pretrain_epochs[-1] < 1:
-            fail("model.pretrain_epochs", pretrain_epochs, "the top RBM needs >= 1 epoch (it keeps training as the prior)")
+            fail("model.pretrain_epochs", pretrain_epochs, "the top RBM needs >= 1 epoch (the DBN's prior)")
         number("model.k", k, 1, integer=True)
         flag("model.persistent", persistent)
         number("model.momentum", momentum, 0, 1, high_open=True)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genexp import GenexpError
 from genexp.data.augment import random_shift
 from genexp.models.dbn import FineTunedDBN
+from genexp.validate import fail, flag, number
 
 
 class DBNClassifier(FineTunedDBN):
@@ -29,14 +29,22 @@ class DBNClassifier(FineTunedDBN):
         n_classes: int,
         **stack,
     ):
-        for name, value in (("dropout_input", dropout_input), ("dropout", dropout)):
-            if not 0 <= value < 1:
-                raise GenexpError(f"model.{name}={value} must be in [0, 1)")
-        if max_shift < 0 or not finetune_lr > 0:
-            raise GenexpError(f"model.max_shift={max_shift} must be >= 0 and model.finetune_lr={finetune_lr} > 0")
+        number("model.finetune_lr", finetune_lr, 0, low_open=True)
+        number("model.finetune_weight_decay", finetune_weight_decay, 0)
+        flag("model.finetune_autocast", finetune_autocast)
+        number("model.dropout_input", dropout_input, 0, 1, high_open=True)
+        number("model.dropout", dropout, 0, 1, high_open=True)
+        number("model.max_shift", max_shift, 0, 27, integer=True, hint="pixels")
+        number("model.n_classes", n_classes, 2, integer=True)
         super().__init__(**stack)
         self.logreg = nn.Linear(self.layer_sizes[-1], n_classes)
         nn.init.zeros_(self.logreg.weight), nn.init.zeros_(self.logreg.bias)
+
+    def check_data(self, info, *args, **kwargs) -> None:
+        super().check_data(info, *args, **kwargs)
+        if info.n_classes != self.hparams.n_classes:  # a label >= n_classes would fail mid-training
+            n = self.hparams.n_classes
+            fail("model.n_classes", n, f"must be {info.n_classes}, the number of classes in data={info.name}")
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [B, n_classes]."""

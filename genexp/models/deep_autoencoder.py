@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genexp import GenexpError
 from genexp.models.dbn import FineTunedDBN
 from genexp.nn.rbm import GaussianHiddenRBM, RBMCore
+from genexp.validate import flag, number
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,12 @@ class DeepAutoencoder(FineTunedDBN):
         linear_code: bool,
         **stack,
     ):
-        for name, value in (("dropout_input", dropout_input), ("dropout", dropout)):
-            if not 0 <= value < 1:
-                raise GenexpError(f"model.{name}={value} must be in [0, 1)")
-        if not finetune_lr > 0:
-            raise GenexpError(f"model.finetune_lr={finetune_lr} must be > 0")
+        number("model.finetune_lr", finetune_lr, 0, low_open=True)
+        number("model.finetune_weight_decay", finetune_weight_decay, 0)
+        flag("model.finetune_autocast", finetune_autocast)
+        number("model.dropout_input", dropout_input, 0, 1, high_open=True)
+        number("model.dropout", dropout, 0, 1, high_open=True)
+        flag("model.linear_code", linear_code)
         self._linear_code = linear_code  # read by rbm_class while the stack is built
         super().__init__(**stack)
         # decoder layer j maps layer_sizes[j+1] -> layer_sizes[j]; Linear.weight [out, in] = W_j [n_v, n_h],
@@ -52,6 +53,13 @@ class DeepAutoencoder(FineTunedDBN):
         super().on_train_epoch_start()
         if self.phase(self.current_epoch)[0] == "finetune" and not self.unrolled:
             self.unroll()
+
+    def train_batch(self, batch) -> tuple:
+        # a fit resumed from a checkpoint of the last pretraining batch skips on_train_epoch_start of the
+        # first fine-tuning epoch (Lightning goes straight to its batches): unroll before the first step
+        if not self.unrolled:
+            self.unroll()
+        return super().train_batch(batch)
 
     @torch.no_grad()
     def unroll(self) -> None:

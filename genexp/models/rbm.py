@@ -24,6 +24,7 @@ class RBM(GenerativeModule):
     epoch for "exponential", to 0 over the run for "linear")."""
 
     val_metric, val_mode = "val/recon_xent", "min"
+    resizable_buffers = ("rbm.persistent_chain",)  # the PCD chains follow the batch size
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class RBM(GenerativeModule):
             checkpoint["pcd_chains"] = chains.detach().cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         chains = checkpoint.get("pcd_chains")
         if chains is not None and "state_dict" in checkpoint:
             rank = self.global_rank if self._trainer is not None else 0
