@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from genexp.callbacks.guard import Diverged
+from genexp.callbacks.guard import Diverged, DivergenceGuard
 from genexp.ckpt import check_compatible, load_checkpoint, resolve_ckpt_path
 from genexp.loggers import CSVLogger as AppendingCSVLogger  # keeps the history across a resume
 from genexp.record import git_state, versions, write_json
@@ -89,6 +89,7 @@ def run(cfg: DictConfig) -> float | None:
     if ckpt_path:  # refused in one line before anything runs: another model, other shapes, a bad file
         check_compatible(model, load_checkpoint(ckpt_path, expected_cls=type(model)), ckpt_path)
     callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks.sort(key=lambda c: not isinstance(c, DivergenceGuard))  # first: no evaluation of NaN weights
     loggers = _loggers(cfg, run_dir)
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)

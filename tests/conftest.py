@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hydra
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,9 @@ DATA = Path(os.environ.get("GENEXP_DATA_DIR") or ROOT.parent / "shared" / "data"
 os.environ.setdefault("GENEXP_DATA_DIR", str(DATA))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# two xdist workers on a 2-core machine: one thread each, or OpenMP contention makes everything 20x slower
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 

@@ -41,6 +41,8 @@ def classify(clf, images: torch.Tensor, batch_size: int = 1000):
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))  (Heusel et al. 2017, eq. 6), float64."""
     a, b = real.double().numpy(), fake.double().numpy()
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")  # e.g. a diverged generator: no distance, and no sqrtm crash
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = scipy.linalg.sqrtm(s_a @ s_b)
