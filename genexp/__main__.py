@@ -1,8 +1,10 @@
 """`python -m genexp [group=choice ...] [key=value ...]`: the Hydra entry point."""
 
 import logging
+import os
 import secrets
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -37,6 +39,18 @@ OmegaConf.register_new_resolver(
     replace=True,
 )
 
+# Quiet, useful console output: third-party lines that tell a user nothing about their run are dropped
+# (each one named here; every other warning still shows). The W&B run is summarised by our own block.
+os.environ.setdefault("WANDB_SILENT", "true")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning on torch 2.13
+warnings.filterwarnings("ignore", message=r".*val_dataloader. but have no .validation_step")  # GANs: on purpose
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:  # Lightning's product tips and device banner
+        return not record.getMessage().startswith(("💡 Tip", "GPU available", "TPU available"))
+
+
 EXIT = {"error": 2, "diverged": 3, "sigterm": 143}  # 143 = 128 + SIGTERM, what a shell reports
 
 
@@ -55,6 +69,7 @@ def main(cfg: DictConfig) -> float | None:
     from genexp.run import run  # imported here so --help and --cfg stay fast
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoTips())
     try:
         return run(cfg)
     except SystemExit as e:

@@ -154,11 +154,26 @@ def run(cfg: DictConfig) -> float | None:
                 lg.experiment.summary["status"] = status
                 lg.experiment.finish(exit_code=0 if status == "finished" else 1)  # one W&B run per job
     value = metrics.get(model.val_metric)
-    log.info(
-        "run dir: %s | %s = %s (%s is better)",
-        run_dir,
-        model.val_metric,
-        "n/a" if value is None else f"{value:.5g}",
-        "higher" if model.val_mode == "max" else "lower",
-    )
+    log.info("%s", summary_block(run_dir, status, model, metrics, time.time() - start, loggers))
     return value
+
+
+HEADLINE = ("test/loglik", "test/fid_mnist_cnn", "test/cond_acc", "test/acc", "test/error", "test/recon_sq_error")
+
+
+def summary_block(run_dir: Path, status: str, model, metrics: dict, seconds: float, loggers) -> str:
+    """The last thing a run prints: where it is, how it ended, its numbers, its picture."""
+    better = "higher" if model.val_mode == "max" else "lower"
+    value = metrics.get(model.val_metric)
+    lines = [
+        f"genexp: {status} in {seconds:.0f} s: {type(model).__name__}",
+        f"  run dir            {run_dir}",
+        f"  {model.val_metric:<18} {'n/a' if value is None else f'{value:.5g}'} (validation, {better} is better)",
+    ]
+    lines += [f"  {k:<18} {metrics[k]:.5g}" for k in HEADLINE if metrics.get(k) is not None]
+    grids = sorted((run_dir / "samples").glob("epoch_*.png"))
+    if grids:
+        lines.append(f"  samples            {grids[-1]}")
+    if any(isinstance(lg, WandbLogger) and lg.experiment.settings.mode == "offline" for lg in loggers):
+        lines.append(f"  upload to W&B      wandb sync {run_dir}/wandb/offline-run-*")
+    return "\n".join(lines)

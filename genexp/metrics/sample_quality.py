@@ -5,6 +5,8 @@ check that samples are not copies of training images."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -45,7 +47,9 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
         return float("nan")  # e.g. a diverged generator: no distance, and no sqrtm crash
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s_a @ s_b)
+    with warnings.catch_warnings():  # near-singular covariances of small sample sets: the real part is fine
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(s_a @ s_b)
     if np.iscomplexobj(covmean):  # tiny imaginary parts from numerical error
         covmean = covmean.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
