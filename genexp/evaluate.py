@@ -1,6 +1,7 @@
 """Score a trained checkpoint again through the evaluation layer, with the config of the run that made it.
 
-    python -m genexp.evaluate RUN_DIR/checkpoints/last.ckpt [--out scores.json] [override ...]
+    genexp evaluate RUN_DIR/checkpoints/last.ckpt [--out scores.json] [override ...]
+    python -m genexp.evaluate RUN_DIR/checkpoints/last.ckpt ...            (the same command)
 
 Overrides are Hydra-style keys of the run's config, e.g. `eval_size.n_samples=2000` or
 `data.root=/path/to/mnist`. The model's evaluation callbacks (sample quality on the shipped feature
@@ -69,8 +70,9 @@ def evaluate(ckpt: Path, overrides: list[str], out_dir: Path) -> dict[str, float
     return {k: float(v) for k, v in trainer.callback_metrics.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genexp.evaluate", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m genexp.evaluate") -> int:
+    """The command line; `prog` names it in its messages (`genexp evaluate` from genexp.cli)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("ckpt", type=Path, help="a checkpoint inside a genexp run dir (RUN_DIR/checkpoints/*.ckpt)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the run's config")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the scores")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or args.ckpt.resolve().parent.parent / "evaluation.json"
         write_json({"ckpt": str(args.ckpt), "overrides": args.overrides, **scores}, out)
     except GenexpError as e:
-        print(f"genexp.evaluate: error: {e}", file=sys.stderr)
+        print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(scores, indent=2, sort_keys=True))
     return 0

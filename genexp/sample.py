@@ -1,14 +1,16 @@
 """Write samples of any generative checkpoint to an .npz file, for evaluation outside genexp.
 
-    python -m genexp.sample <checkpoint.ckpt> n=10000 out=samples.npz [seed=0] [batch_size=500]
-                            [device=cpu] [digit=3]
+    genexp sample CHECKPOINT --n 10000 [--out FILE.npz] [--seed 0] [--batch-size 500] [--device cpu] [--digit D]
+    python -m genexp.sample CHECKPOINT --n 10000 ...                      (the same command)
 
 The `.npz` holds `images` float32 [n, 1, 28, 28] in [0, 1] and `labels` int64 [n] (the digit asked
-of a conditional model, balanced 0..9 unless `digit=` is given; -1 for an unconditional one). The
-model class comes from the checkpoint's `genexp_class` (every GenerativeModule writes it); the file is
-read with torch.load(weights_only=True) and checked key by key against the model. The .npz is written
-atomically (a reader sees no file or a whole one); an unwritable `out=` is refused before sampling. Any
-problem is one line `genexp.sample: error: ...`, exit code 2.
+of a conditional model, balanced 0..9 unless `--digit` is given; -1 for an unconditional one). The
+default --out is `samples_<n>.npz` in the checkpoint's run dir (RUN_DIR/checkpoints/x.ckpt -> RUN_DIR),
+else beside the checkpoint; never the current directory. The model class comes from the checkpoint's
+`genexp_class` (every GenerativeModule writes it); the file is read with torch.load(weights_only=True)
+and checked key by key against the model. The .npz is written atomically (a reader sees no file or a
+whole one); an unwritable --out is refused before sampling. Any problem is one line
+`genexp sample: error: ...`, exit code 2.
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ import numpy as np
 import torch
 
 from genexp import GenexpError
-from genexp.ckpt import atomic_write, build_model, load_checkpoint
+from genexp.ckpt import atomic_write, build_model, load_checkpoint, local_checkpoint_path
 from genexp.models.base import GenerativeModule
 
 log = logging.getLogger(__name__)
-USAGE = "usage: python -m genexp.sample CHECKPOINT n=N out=FILE.npz [seed=0] [batch_size=500] [device=cpu] [digit=D]"
-OPTIONS = {"n": int, "out": str, "seed": int, "batch_size": int, "device": str, "digit": int}
 
 
 def load_model(ckpt_path: str | os.PathLike, device: str = "cpu") -> GenerativeModule:
@@ -44,13 +44,13 @@ def writable_out(out: str | os.PathLike) -> Path:
     its directory cannot be made or written, or `out` is a directory."""
     out = Path(out).expanduser()
     if out.is_dir():
-        raise GenexpError(f"out={out} is a directory; give a file name, e.g. out={out / 'samples.npz'}")
+        raise GenexpError(f"--out {out} is a directory; give a file name, e.g. --out {out / 'samples.npz'}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out.parent):
             pass
     except OSError as e:
-        raise GenexpError(f"out={out}: cannot write in {out.parent} ({e.strerror or e})") from None
+        raise GenexpError(f"--out {out}: cannot write in {out.parent} ({e.strerror or e})") from None
     return out
 
 
@@ -82,40 +82,49 @@ def export_samples(
     try:  # a file object: np.savez would otherwise append ".npz" to the temp name
         atomic_write(out, lambda f: np.savez(f, **arrays))
     except OSError as e:  # a full disk: the temp file is gone, an older `out` untouched
-        raise GenexpError(f"out={out}: cannot write ({e.strerror or e})") from None
+        raise GenexpError(f"--out {out}: cannot write ({e.strerror or e})") from None
     return out
 
 
-def parse_args(argv: list[str]) -> tuple[str, dict]:
-    if not argv or argv[0] in ("-h", "--help") or "=" in argv[0]:
-        raise GenexpError(USAGE)
-    opts: dict = {"n": None, "out": None, "seed": 0, "batch_size": 500, "device": "cpu", "digit": None}
-    for arg in argv[1:]:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in OPTIONS:
-            raise GenexpError(f"unknown argument {arg!r}; valid: {', '.join(k + '=' for k in OPTIONS)}")
-        try:
-            opts[key] = OPTIONS[key](value)
-        except ValueError:
-            raise GenexpError(f"{key}={value!r} must be {OPTIONS[key].__name__}") from None
-    if opts["n"] is None or opts["out"] is None or opts["n"] < 1:
-        raise GenexpError(f"n= (>= 1) and out= are required; {USAGE}")
-    if opts["digit"] is not None and not 0 <= opts["digit"] <= 9:
-        raise GenexpError(f"digit={opts['digit']} must be in 0..9")
-    return argv[0], opts
+def run_dir(ckpt: str | os.PathLike) -> Path:
+    """The run dir a checkpoint belongs to: RUN_DIR for RUN_DIR/checkpoints/x.ckpt when RUN_DIR holds
+    `.hydra/`, else the checkpoint's own folder (where default outputs go; never the current directory)."""
+    path = Path(ckpt).expanduser().resolve()
+    parent = path.parent.parent
+    return parent if (parent / ".hydra").is_dir() else path.parent
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser(prog: str = "python -m genexp.sample"):
+    from genexp.cli import Parser, positive_int
+
+    p = Parser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("ckpt", metavar="CHECKPOINT", help="a checkpoint of a generative model (RUN_DIR/checkpoints/*.ckpt)")
+    p.add_argument("--n", type=positive_int, required=True, help="how many samples (>= 1)")
+    p.add_argument("--out", metavar="FILE", help="the .npz to write (default: RUN_DIR/samples_<n>.npz)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=500, help="samples drawn at a time (default 500)")
+    p.add_argument("--device", default="cpu", help="torch device to sample on (default cpu)")
+    p.add_argument("--digit", type=int, choices=range(10), metavar="D", help="all samples of digit D (0..9)")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m genexp.sample") -> None:
+    from genexp.cli import error_name, refuse_key_value
+
+    argv = sys.argv[1:] if argv is None else argv
+    refuse_key_value(prog, argv, "--n 10000 --out FILE.npz")
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        ckpt, opts = parse_args(sys.argv[1:] if argv is None else argv)
-        n, out = opts.pop("n"), writable_out(opts.pop("out"))  # refused before anything is loaded or drawn
-        model = load_model(ckpt, opts.pop("device"))
-        path = export_samples(model, n, out, **opts)
+        local_checkpoint_path(args.ckpt)  # a missing checkpoint is named before any folder is made for --out
+        out = args.out if args.out is not None else run_dir(args.ckpt) / f"samples_{args.n}.npz"
+        out = writable_out(out)  # refused before anything is loaded or drawn
+        model = load_model(args.ckpt, args.device)
+        path = export_samples(model, args.n, out, seed=args.seed, batch_size=args.batch_size, digit=args.digit)
     except GenexpError as e:
-        print(f"genexp.sample: error: {e}", file=sys.stderr)
+        print(f"{error_name(prog)}: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
-    log.info("wrote %d samples of %s to %s", n, type(model).__name__, path)
+    log.info("wrote %d samples of %s to %s", args.n, type(model).__name__, path)
 
 
 if __name__ == "__main__":

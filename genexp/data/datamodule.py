@@ -395,33 +395,12 @@ class MNISTDataModule(ImageDataModule):
     def __init__(
         self,
         root: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
-        val_size: int = 10000,
-        split_seed: int = 0,
-        binarize: str = "none",
-        binarize_seed: int = 0,
-        labelled: int | None = None,
-        labelled_seed: int = 0,
-        one_hot: bool = False,
-        on_device: bool = False,
         download: bool = True,
         mirrors: list[str] | tuple[str, ...] = MIRRORS,
-        seed: int = 0,
+        **common,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_size=val_size,
-            split_seed=split_seed,
-            binarize=binarize,
-            binarize_seed=binarize_seed,
-            labelled=labelled,
-            labelled_seed=labelled_seed,
-            one_hot=one_hot,
-            on_device=on_device,
-            seed=seed,
-        )
+        """`common`: ImageDataModule's arguments (batch_size, binarize, val_size, ...)."""
+        super().__init__(**common)
         self.root = resolve_root(root)
 
     def prepare_data(self):

@@ -78,37 +78,19 @@ class FakeDataModule(ImageDataModule):
         n_val: int = 80,
         n_test: int = 80,
         pixel_noise: float = 0.1,
-        batch_size: int = 16,
-        eval_batch_size: int = 40,
-        split_seed: int = 0,
-        binarize: str = "none",
-        binarize_seed: int = 0,
-        labelled: int | None = None,
-        labelled_seed: int = 0,
-        one_hot: bool = False,
-        on_device: bool = False,
         root: str | None = None,
-        seed: int = 0,
+        **common,
     ):
+        """`common`: ImageDataModule's arguments except val_size (= n_val); `root` is accepted and
+        ignored, so configs that pass data.root (callbacks, experiments) compose with data=fake."""
         for key, value, low in (("n_train", n_train, 1), ("n_val", n_val, 0), ("n_test", n_test, 1)):
             if value < low:
                 raise GenexpError(f"data.{key}={value} must be >= {low}")
         if pixel_noise < 0:
             raise GenexpError(f"data.pixel_noise={pixel_noise} must be >= 0")
         self.train_pool = n_train + n_val  # before super().__init__, which validates against it
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_size=n_val,
-            split_seed=split_seed,
-            binarize=binarize,
-            binarize_seed=binarize_seed,
-            labelled=labelled,
-            labelled_seed=labelled_seed,
-            one_hot=one_hot,
-            on_device=on_device,
-            seed=seed,
-        )
+        common = {"batch_size": 16, "eval_batch_size": 40, **common}  # tiny data, tiny batches
+        super().__init__(val_size=n_val, **common)
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         hp, k = self.hparams, len(self.class_names)

@@ -132,7 +132,7 @@ def _reason(e: Exception) -> str:
     ):
         if needle in text:
             return f"{type(e).__name__}: {short}"
-    return f"{type(e).__name__}: {text.splitlines()[0][:120] if text else ''}"
+    return f"{type(e).__name__}: {text.splitlines()[0][:400] if text else ''}"
 
 
 def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int = 2) -> None:
