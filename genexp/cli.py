@@ -96,7 +96,7 @@ def _evaluate(argv: list[str]) -> int:
 def _summary(argv: list[str]) -> int:
     from genexp import summary
 
-    return summary.main(argv)
+    return summary.main(argv, prog="genexp summary")
 
 
 DISPATCH = {"train": _train, "sample": _sample, "loglik": _loglik, "evaluate": _evaluate, "summary": _summary}

@@ -22,7 +22,6 @@ import inspect
 import logging
 import math
 import sys
-from pathlib import Path
 
 from genexp import GenexpError
 
@@ -146,7 +145,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             print(f"{key} = n/a ({e}; {len(x)} images) -> {out}")
             return 1
         info = r["info"]
-        notes = {k: NOTES.get(k, "not finite") for k, v in info.items() if isinstance(v, float) and not math.isfinite(v)}
+        notes = {
+            k: NOTES.get(k, "not finite") for k, v in info.items() if isinstance(v, float) and not math.isfinite(v)
+        }
         write_json({**record, **r, "notes": notes}, out)
     except GenexpError as e:
         print(f"{name}: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -204,9 +204,9 @@ def _relative(summary: dict, base: Path) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
     ap = argparse.ArgumentParser(
-        prog=f"python -m {PROG}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("paths", nargs="+", metavar="PATH", help="run dirs (with .hydra/) or sweep dirs holding them")
     ap.add_argument("--out", metavar="FILE.md", help="also write the markdown here (atomically)")
@@ -231,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             write_atomic(args.json, json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n")
             log.info("wrote %s", args.json)
     except (SummaryError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
         return 2
     bad = [j["name"] for j in summary["jobs"] if j["status"] != "finished"]
     if bad:
-        print(f"{PROG}: {len(bad)} of {len(runs)} jobs did not finish: {', '.join(bad)}", file=sys.stderr)
+        print(f"{prog.removeprefix('python -m ')}: {len(bad)} of {len(runs)} jobs did not finish: {', '.join(bad)}", file=sys.stderr)
         return 1
     return 0
 

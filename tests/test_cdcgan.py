@@ -205,7 +205,8 @@ def test_sample_export_writes_images_and_labels(fake_dm, tmp_path, capsys):
     ckpt = tmp_path / "m.ckpt"
     trainer.save_checkpoint(ckpt)
     out = tmp_path / "s.npz"
-    sample_main([str(ckpt), "n=25", f"out={out}", "seed=1", "batch_size=10"])  # what `python -m genexp.sample` runs
+    # what `python -m genexp.sample` runs
+    sample_main([str(ckpt), "--n", "25", "--out", str(out), "--seed", "1", "--batch-size", "10"])
     data = np.load(out)
     assert data["images"].shape == (25, 1, 28, 28) and data["images"].dtype == np.float32
     assert 0 <= data["images"].min() and data["images"].max() <= 1
@@ -217,7 +218,7 @@ def test_sample_export_writes_images_and_labels(fake_dm, tmp_path, capsys):
     threes = np.load(export_samples(load_model(ckpt), 4, tmp_path / "d.npz", digit=3))
     assert threes["labels"].tolist() == [3] * 4
     with pytest.raises(SystemExit) as done:
-        sample_main([str(ckpt), "n=5", f"out={out}", "colour=red"])
+        sample_main([str(ckpt), "--n", "5", "--out", str(out), "colour=red"])
     assert done.value.code == 2 and "unknown argument 'colour=red'" in capsys.readouterr().err
 
 
@@ -282,5 +283,5 @@ def test_ddp_two_cpu_processes_draw_different_noise(genexp_cli, tmp_path):
     assert z0.shape == z1.shape == (16, 8) and not torch.allclose(z0, z1)
     assert (tmp_path / "samples" / "epoch_001.png").is_file()
     # the export command reads the checkpoint of a real (Hydra, DDP) run
-    sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "n=10", f"out={tmp_path / 's.npz'}"])
+    sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "--n", "10", "--out", str(tmp_path / "s.npz")])
     assert np.load(tmp_path / "s.npz")["images"].shape == (10, 1, 28, 28)

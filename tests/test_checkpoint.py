@@ -452,7 +452,7 @@ def test_sample_refuses_a_bad_checkpoint_with_one_line(content, fragment, tmp_pa
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(SystemExit) as info:
-        sample_main([str(path), "n=4", f"out={tmp_path / 's.npz'}"])
+        sample_main([str(path), "--n", "4", "--out", str(tmp_path / "s.npz")])
     assert info.value.code == 2 and fragment in _one_error_line(capsys, "genexp.sample")
     assert not (tmp_path / "s.npz").exists()
 
@@ -461,10 +461,10 @@ def test_sample_refuses_an_unwritable_out_before_sampling(ckpt_file, tmp_path, c
     (tmp_path / "a_file").write_text("x")
     for out, fragment in [(tmp_path / "a_file" / "s.npz", "cannot write in"), (tmp_path, "is a directory")]:
         with pytest.raises(SystemExit) as info:
-            sample_main([str(ckpt_file), "n=4", f"out={out}"])
+            sample_main([str(ckpt_file), "--n", "4", "--out", str(out)])
         assert info.value.code == 2 and fragment in _one_error_line(capsys, "genexp.sample")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "run"]  # nothing half-written
-    sample_main([str(ckpt_file), "n=4", f"out={tmp_path / 'ok' / 's.npz'}"])  # and a good one works
+    sample_main([str(ckpt_file), "--n", "4", "--out", str(tmp_path / "ok" / "s.npz")])  # and a good one works
     assert [p.name for p in (tmp_path / "ok").iterdir()] == ["s.npz"]
 
 
