@@ -205,9 +205,7 @@ def _relative(summary: dict, base: Path) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
-    ap = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="+", metavar="PATH", help="run dirs (with .hydra/) or sweep dirs holding them")
     ap.add_argument("--out", metavar="FILE.md", help="also write the markdown here (atomically)")
     ap.add_argument("--json", metavar="FILE.json", help="write a machine-readable summary here (atomically)")
@@ -235,7 +233,10 @@ def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
         return 2
     bad = [j["name"] for j in summary["jobs"] if j["status"] != "finished"]
     if bad:
-        print(f"{prog.removeprefix('python -m ')}: {len(bad)} of {len(runs)} jobs did not finish: {', '.join(bad)}", file=sys.stderr)
+        print(
+            f"{prog.removeprefix('python -m ')}: {len(bad)} of {len(runs)} jobs did not finish: {', '.join(bad)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
