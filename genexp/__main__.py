@@ -65,8 +65,8 @@ def _error(e: BaseException) -> GenexpError | None:
 
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from genexp.callbacks.guard import Diverged
-    from genexp.run import run  # imported here so --help and --cfg stay fast
+    from genexp.callbacks.guard import Diverged  # these import torch: here, so --help and --cfg stay fast
+    from genexp.run import run
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoTips())
@@ -84,7 +84,7 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:
             # one bad job harms no other: record it, let the sweep go on; SweepReport exits non-zero at the end
             log.error("%s", line, exc_info=err is None)
-            from genexp.sweep import record_failure
+            from genexp.sweep import record_failure  # (torch-free, but only a failing sweep job needs it)
 
             record_failure(Path(HydraConfig.get().runtime.output_dir), line.removeprefix("genexp: error: "))
             return None

@@ -18,12 +18,23 @@ non-finite estimate exits 1.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import logging
 import math
 import sys
 
+import hydra
+from omegaconf import OmegaConf
+
 from genexp import GenexpError
+from genexp.ckpt import build_model, load_checkpoint, local_checkpoint_path
+from genexp.cliutil import Parser, error_name, positive_int, refuse_key_value
+from genexp.data import MNISTDataModule
+from genexp.metrics import likelihood
+from genexp.models.base import GenexpModule
+from genexp.record import write_json
+from genexp.sample import run_dir, writable_out
 
 log = logging.getLogger(__name__)
 PROG = "python -m genexp.loglik"
@@ -33,13 +44,10 @@ NOTES = {  # why a number of a model's likelihood_info() may not be finite
 
 
 def parser(prog: str = PROG):
-    from genexp.cli import Parser, positive_int
 
     def betas(text: str) -> int:
         value = positive_int(text)
         if value < 2:
-            import argparse
-
             raise argparse.ArgumentTypeError(f"{value} must be >= 2")
         return value
 
@@ -70,10 +78,6 @@ def _unwrap(e: BaseException) -> GenexpError | None:
 
 def datamodule(ckpt: str, data_root: str | None):
     """The checkpoint's run's datamodule (set up), or MNIST under data_root outside a run dir."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    from genexp.sample import run_dir
 
     cfg_path = run_dir(ckpt) / ".hydra" / "config.yaml"
     try:
@@ -85,8 +89,6 @@ def datamodule(ckpt: str, data_root: str | None):
                 cfg.data.root = data_root
             dm = hydra.utils.instantiate(cfg.data, _convert_="all")
         else:
-            from genexp.data import MNISTDataModule
-
             dm = MNISTDataModule(root=data_root)
         dm.setup("test")
     except Exception as e:
@@ -104,7 +106,6 @@ def _fmt(name: str, value) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
-    from genexp.cli import error_name, refuse_key_value
 
     argv = sys.argv[1:] if argv is None else argv
     refuse_key_value(prog, argv, "--split test --n 1000")
@@ -112,12 +113,6 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     name = error_name(prog)
     try:
-        from genexp.ckpt import build_model, load_checkpoint, local_checkpoint_path
-        from genexp.metrics import likelihood
-        from genexp.models.base import GenexpModule
-        from genexp.record import write_json
-        from genexp.sample import run_dir, writable_out
-
         local_checkpoint_path(args.ckpt)  # a missing checkpoint is named before any folder is made for --out
         variant = "" if args.binarize == "stochastic" else f"_{args.binarize}"
         out = writable_out(args.out if args.out else run_dir(args.ckpt) / f"loglik_{args.split}{variant}.json")

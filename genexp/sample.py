@@ -26,6 +26,7 @@ import torch
 
 from genexp import GenexpError
 from genexp.ckpt import atomic_write, build_model, load_checkpoint, local_checkpoint_path
+from genexp.cliutil import Parser, error_name, positive_int, refuse_key_value
 from genexp.models.base import GenerativeModule
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,6 @@ def run_dir(ckpt: str | os.PathLike) -> Path:
 
 
 def parser(prog: str = "python -m genexp.sample"):
-    from genexp.cli import Parser, positive_int
 
     p = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", metavar="CHECKPOINT", help="a checkpoint of a generative model (RUN_DIR/checkpoints/*.ckpt)")
@@ -109,7 +109,6 @@ def parser(prog: str = "python -m genexp.sample"):
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m genexp.sample") -> None:
-    from genexp.cli import error_name, refuse_key_value
 
     argv = sys.argv[1:] if argv is None else argv
     refuse_key_value(prog, argv, "--n 10000 --out FILE.npz")

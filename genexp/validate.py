@@ -17,12 +17,19 @@ import math
 import os
 import sys
 import tempfile
+import typing
 from collections.abc import Iterable
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from lightning_fabric import connector as fabric_connector
+from omegaconf import OmegaConf
+from pytorch_lightning.accelerators import AcceleratorRegistry
 
 from genexp import GenexpError
 
@@ -185,7 +192,6 @@ def writable_dir(name: str, path: str | os.PathLike) -> None:
 # ---- the whole config -------------------------------------------------------------------------------
 def _get(cfg, key: str, default: Any = KeyError) -> Any:
     """cfg's value at dotted `key` (resolved); `default` when absent or unresolvable."""
-    from omegaconf import OmegaConf
 
     try:
         return OmegaConf.select(cfg, key, default=default, throw_on_missing=False)
@@ -195,11 +201,7 @@ def _get(cfg, key: str, default: Any = KeyError) -> Any:
 
 def _precisions() -> tuple:
     try:
-        import typing
-
-        from lightning_fabric.connector import _PRECISION_INPUT
-
-        return tuple(v for lit in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(lit))
+        return tuple(v for lit in typing.get_args(fabric_connector._PRECISION_INPUT) for v in typing.get_args(lit))
     except Exception:  # noqa: BLE001 - a private name of Lightning: fall back to the 2.x list
         return _PRECISIONS
 
@@ -285,22 +287,16 @@ def check_config(cfg, run_dir: str | os.PathLike | None = None) -> None:
 
 
 def _accelerator(value: str) -> None:
-    from pytorch_lightning.accelerators import AcceleratorRegistry
 
     names = ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
     choice("trainer.accelerator", value, names)
     if value in ("gpu", "cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             fail("trainer.accelerator", value, "no CUDA GPU is available on this machine; use cpu or auto")
 
 
 def _run_dir_key() -> str:
     try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         if HydraConfig.initialized():
             return "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"
     except Exception:  # noqa: BLE001 - no Hydra here: the config's own key
@@ -316,7 +312,6 @@ class OutputDirCheck(Callback):
     there is a traceback, after nothing useful)."""
 
     def _check(self, config, key: str) -> None:
-        from hydra.core.hydra_config import HydraConfig
 
         if not HydraConfig.initialized():  # ${hydra:...} in the dir's name needs it; run_job sets it again
             HydraConfig.instance().set_config(config)
