@@ -317,6 +317,7 @@ BATCHES = 4  # per epoch: trainer=smoke keeps its 8 epochs (the DBN family's sch
 CLI = [
     "data=fake", "trainer=smoke", f"trainer.limit_train_batches={BATCHES}", "logger=csv",
     "callbacks.checkpoint.every_n_train_steps=1", "seed=3",
+    "test=false", "eval_size.every_n_epochs=8",  # only training is compared: no test-time evaluation
 ]  # fmt: skip
 
 
@@ -347,7 +348,15 @@ def _start_paused(run_dir: Path, marker: Path, *overrides: str) -> subprocess.Po
     cmd += [f"+callbacks.pause._target_={__name__}.Pause", f"+callbacks.pause.marker={marker}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_default_sigint
+    )
+
+
+def _default_sigint() -> None:
+    """An xdist worker ignores SIGINT, and a Python started with SIGINT ignored never raises
+    KeyboardInterrupt: give the child the terminal's default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
