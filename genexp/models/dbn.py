@@ -259,6 +259,15 @@ class FineTunedDBN(DBN):
 
     finetunes = True
 
+    @staticmethod
+    def check_finetune(finetune_lr, finetune_weight_decay, finetune_autocast, dropout_input, dropout) -> None:
+        """The fine-tuning hyper-parameters both forms take: one line per bad value."""
+        number("model.finetune_lr", finetune_lr, 0, low_open=True)
+        number("model.finetune_weight_decay", finetune_weight_decay, 0)
+        flag("model.finetune_autocast", finetune_autocast)
+        number("model.dropout_input", dropout_input, 0, 1, high_open=True)
+        number("model.dropout", dropout, 0, 1, high_open=True)
+
     def encode(self, x: torch.Tensor, dropout_top: bool) -> torch.Tensor:
         """The up pass sigm(h W + hbias) (linear at a Gaussian code layer), with dropout (Srivastava et
         al. 2014) on the input and on every hidden layer (the top one when `dropout_top`) while training."""

@@ -10,7 +10,7 @@ from torch import nn
 
 from genexp.data.augment import random_shift
 from genexp.models.dbn import FineTunedDBN
-from genexp.validate import fail, flag, number
+from genexp.validate import fail, number
 
 
 class DBNClassifier(FineTunedDBN):
@@ -29,11 +29,7 @@ class DBNClassifier(FineTunedDBN):
         n_classes: int,
         **stack,
     ):
-        number("model.finetune_lr", finetune_lr, 0, low_open=True)
-        number("model.finetune_weight_decay", finetune_weight_decay, 0)
-        flag("model.finetune_autocast", finetune_autocast)
-        number("model.dropout_input", dropout_input, 0, 1, high_open=True)
-        number("model.dropout", dropout, 0, 1, high_open=True)
+        self.check_finetune(finetune_lr, finetune_weight_decay, finetune_autocast, dropout_input, dropout)
         number("model.max_shift", max_shift, 0, 27, integer=True, hint="pixels")
         number("model.n_classes", n_classes, 2, integer=True)
         super().__init__(**stack)

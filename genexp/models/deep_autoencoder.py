@@ -13,7 +13,7 @@ from torch import nn
 
 from genexp.models.dbn import FineTunedDBN
 from genexp.nn.rbm import GaussianHiddenRBM, RBMCore
-from genexp.validate import flag, number
+from genexp.validate import flag
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,7 @@ class DeepAutoencoder(FineTunedDBN):
         linear_code: bool,
         **stack,
     ):
-        number("model.finetune_lr", finetune_lr, 0, low_open=True)
-        number("model.finetune_weight_decay", finetune_weight_decay, 0)
-        flag("model.finetune_autocast", finetune_autocast)
-        number("model.dropout_input", dropout_input, 0, 1, high_open=True)
-        number("model.dropout", dropout, 0, 1, high_open=True)
+        self.check_finetune(finetune_lr, finetune_weight_decay, finetune_autocast, dropout_input, dropout)
         flag("model.linear_code", linear_code)
         self._linear_code = linear_code  # read by rbm_class while the stack is built
         super().__init__(**stack)
