@@ -13,6 +13,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from genexp import GenexpError
+from genexp.callbacks.guard import Diverged
+from genexp.run import run, val_direction
+from genexp.sweep import record_failure
 
 log = logging.getLogger("genexp")
 
@@ -23,14 +26,8 @@ CONF = str(_CHECKOUT_CONF) if (_CHECKOUT_CONF / "config.yaml").is_file() else "p
 _RUN_ID = secrets.token_hex(2)  # per process: two runs started in the same second get different dirs
 
 
-def _direction(target: str) -> str:
-    from genexp.run import val_direction  # imported when a sweeper asks: --help and --cfg stay fast
-
-    return val_direction(target)
-
-
 # hparams_search presets read the Optuna direction from the model class: ${val_direction:${model._target_}}
-OmegaConf.register_new_resolver("val_direction", _direction, replace=True)
+OmegaConf.register_new_resolver("val_direction", val_direction, replace=True)
 OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID, replace=True)
 # a resumed run (ckpt_path set) keeps the first launch's .hydra/ and saves its own config beside it
 OmegaConf.register_new_resolver(
@@ -65,9 +62,6 @@ def _error(e: BaseException) -> GenexpError | None:
 
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from genexp.callbacks.guard import Diverged  # these import torch: here, so --help and --cfg stay fast
-    from genexp.run import run
-
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoTips())
     try:
@@ -84,8 +78,6 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:
             # one bad job harms no other: record it, let the sweep go on; SweepReport exits non-zero at the end
             log.error("%s", line, exc_info=err is None)
-            from genexp.sweep import record_failure  # (torch-free, but only a failing sweep job needs it)
-
             record_failure(Path(HydraConfig.get().runtime.output_dir), line.removeprefix("genexp: error: "))
             return None
         print(line, file=sys.stderr)

@@ -7,17 +7,17 @@
     genexp summary PATH ... [--out FILE.md] [--json FILE.json] [--metrics K1,K2] [--title T]
 
 Each subcommand is the `main(argv)` of its module, which also runs as `python -m genexp.<module>` with
-the same flags. Bad input is one line `genexp <sub>: error: ...`, exit code 2. This module imports
-nothing heavy, so `--help` is instant.
+the same flags. Bad input is one line `genexp <sub>: error: ...`, exit code 2.
 """
 
 from __future__ import annotations
 
 import sys
 
+from genexp import __main__ as entry
+from genexp import evaluate, loglik, sample, summary
 from genexp.cliutil import fail
 
-# Each command's module is imported when that command runs (they import torch): `genexp --help` stays instant.
 COMMANDS = {
     "train": "train a model: Hydra overrides, as `python -m genexp` (`genexp train --help` lists the groups)",
     "sample": "write samples of a generative checkpoint to an .npz file",
@@ -28,8 +28,6 @@ COMMANDS = {
 
 
 def _train(argv: list[str]) -> int:
-    from genexp import __main__ as entry
-
     old = sys.argv
     sys.argv = [old[0] if old and old[0] else "genexp", *argv]  # Hydra reads its overrides from sys.argv
     try:
@@ -40,27 +38,19 @@ def _train(argv: list[str]) -> int:
 
 
 def _sample(argv: list[str]) -> int:
-    from genexp import sample
-
     sample.main(argv, prog="genexp sample")
     return 0
 
 
 def _loglik(argv: list[str]) -> int:
-    from genexp import loglik
-
     return loglik.main(argv, prog="genexp loglik")
 
 
 def _evaluate(argv: list[str]) -> int:
-    from genexp import evaluate
-
     return evaluate.main(argv, prog="genexp evaluate")
 
 
 def _summary(argv: list[str]) -> int:
-    from genexp import summary
-
     return summary.main(argv, prog="genexp summary")
 
 
