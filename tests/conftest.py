@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hydra
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -71,6 +72,23 @@ def fake_dm():
     dm = hydra.utils.instantiate(compose_config("data=fake").data, _convert_="all")
     dm.setup()
     return dm
+
+
+def quiet_trainer(root, callbacks=(), max_epochs: int = 1, limit_train_batches: int = 3):
+    """A CPU Trainer with no logger, checkpointing, progress bar, summary or validation."""
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        limit_train_batches=limit_train_batches,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=str(root),
+        callbacks=list(callbacks),
+    )
 
 
 def run_genexp(

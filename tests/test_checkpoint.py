@@ -36,14 +36,6 @@ from tests.conftest import ROOT, build_model, choices, compose_config
 TINY_RBM = ["model.n_hidden=16", "model.sample_steps=2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class RecordingIO(AtomicCheckpointIO):
     """The plugin, noting (file name, global_step, finite weights) of every write."""
 

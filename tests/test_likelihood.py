@@ -9,7 +9,6 @@ import math
 
 import hydra
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -18,15 +17,7 @@ from genexp.callbacks import LogLikelihood
 from genexp.metrics import likelihood
 from genexp.metrics.likelihood import binarized, digest
 from genexp.nn import ais
-from tests.conftest import build_model, compose_config
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.conftest import build_model, compose_config, quiet_trainer
 
 
 def _randomize(model, scale: float, seed: int = 0):
@@ -81,19 +72,7 @@ def test_score_refuses_models_without_likelihood():
 
 # ---- the LogLikelihood callback --------------------------------------------------------------------------
 def _test_trainer(root, callbacks=(), max_epochs=1):
-    return pl.Trainer(
-        max_epochs=max_epochs,
-        limit_train_batches=5,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        default_root_dir=str(root),
-        callbacks=list(callbacks),
-    )
+    return quiet_trainer(root, callbacks, max_epochs, limit_train_batches=5)
 
 
 def test_loglik_callback_scores_the_stochastic_binarization_of_the_raw_split(tmp_path):

@@ -15,16 +15,7 @@ from genexp.models.rbm import RBM
 from genexp.nn import ais
 from genexp.nn.ais import ais_log_partition, base_rate_vbias, exact_log_partition
 from genexp.nn.rbm import RBMCore
-from tests.conftest import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy sizes: one thread is faster, and on a shared CPU two threads can be 10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.conftest import build_model, quiet_trainer
 
 
 def _core(n_visible: int, n_hidden: int, scale: float = 1.0, seed: int = 0, **kwargs) -> RBMCore:
@@ -203,19 +194,7 @@ class _ChainAtStart(pl.Callback):
 
 
 def _trainer(tmp_path, max_epochs, callbacks=()):
-    return pl.Trainer(
-        max_epochs=max_epochs,
-        limit_train_batches=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        default_root_dir=str(tmp_path),
-        callbacks=list(callbacks),
-    )
+    return quiet_trainer(tmp_path, callbacks, max_epochs)
 
 
 PCD_TINY = ("model.n_hidden=8", "model.persistent=true", "model.k=2")
