@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_env()
     cmd = {"run": [str(PY), "-m", "genexp"], "test": [str(PY), "-m", "pytest"], "setup": None}[argv[0]]
-    return subprocess.call(cmd + argv[1:], cwd=ROOT) if cmd else 0
+    # run: in the caller's directory, like `python -m genexp` (outputs/ lands where you are); test: in the repo
+    return subprocess.call(cmd + argv[1:], cwd=None if argv[0] == "run" else ROOT) if cmd else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     python experiments/make_readme.py            # rewrite the lines between the markers (atomically)
     python experiments/make_readme.py --check    # exit 1, printing a diff, if README.md is not up to date
 
-The table lives in README.md between the lines `<!-- models:begin -->` and `<!-- models:end -->`.
+The table lives in README.md between the lines `<!-- models:begin -->` and `<!-- models:end -->`; the
+table of default runs (written by experiments/defaults/run.py to experiments/defaults/table.md) between
+`<!-- defaults:begin -->` and `<!-- defaults:end -->`.
 Each folder `experiments/<study>/` holding a `study.yaml` contributes rows; studies are sorted by
 `order` (then by folder name), rows keep their order. study.yaml:
 
@@ -147,12 +149,20 @@ def render_table(root: Path) -> list[str]:
     return lines
 
 
-def updated_readme(text: str, table: list[str]) -> str:
+def defaults_table(root: Path) -> list[str]:
+    """The table experiments/defaults/run.py wrote (every model's run with no override)."""
+    path = root / "experiments" / "defaults" / "table.md"
+    if not path.is_file():
+        raise ReadmeError(f"{path} is missing: run experiments/defaults/run.py")
+    return path.read_text().splitlines()
+
+
+def updated_readme(text: str, table: list[str], begin: str = BEGIN, end: str = END) -> str:
     lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
-    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    starts = [i for i, line in enumerate(lines) if line.strip() == begin]
+    ends = [i for i, line in enumerate(lines) if line.strip() == end]
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
-        raise ReadmeError(f"README.md needs exactly one line {BEGIN} followed by one line {END}")
+        raise ReadmeError(f"README.md needs exactly one line {begin} followed by one line {end}")
     return "".join(lines[: starts[0] + 1] + [t + "\n" for t in table] + lines[ends[0] :])
 
 
@@ -166,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         old = readme.read_text()
         new = updated_readme(old, render_table(args.root))
+        if "<!-- defaults:begin -->" in new:
+            new = updated_readme(new, defaults_table(args.root), "<!-- defaults:begin -->", "<!-- defaults:end -->")
         if args.check:
             if new != old:
                 diff = difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "regenerated")

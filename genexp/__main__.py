@@ -41,6 +41,13 @@ OmegaConf.register_new_resolver(
 os.environ.setdefault("WANDB_SILENT", "true")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning on torch 2.13
 warnings.filterwarnings("ignore", message=r".*val_dataloader. but have no .validation_step")  # GANs: on purpose
+# DDP: per-rank buffers (PCD chains, BatchNorm) need broadcast_buffers=False, which torch 2.13 deprecates
+# while saying to keep it for rank-local buffers; Lightning's all_gather uses a deprecated torch function
+warnings.filterwarnings("ignore", message=r"`broadcast_buffers` is deprecated")
+warnings.filterwarnings("ignore", message=r"torch.distributed.nn.functional.all_gather is deprecated")
+# DDP: the evaluation callbacks score on rank 0 and log with rank_zero_only (the models' own val/test logs
+# all use sync_dist=True), which Lightning still flags as "recommended to use sync_dist=True"
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)/")
 
 
 class _NoTips(logging.Filter):

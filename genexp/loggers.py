@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from lightning_fabric.utilities.apply_func import convert_tensors_to_scalars
 from pytorch_lightning.loggers import CSVLogger as _LightningCSVLogger
+from pytorch_lightning.loggers import WandbLogger as _LightningWandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -249,3 +250,13 @@ def add_epoch_sum(module, name: str, saved: dict) -> None:
         m.value = m.value + v
     elif m.meta.is_max_reduction or m.meta.is_min_reduction:
         m.value = m.meta.reduce_fx(m.value, v)
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's W&B logger minus one line of noise: it always passes `anonymous=None` to `wandb.init`,
+    and W&B (>= 0.19) warns "The anonymous setting has no effect" for any value but unset."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)

@@ -149,12 +149,13 @@ def run(cfg: DictConfig) -> float | None:
     finally:
         collect()
         write(status)
-        for lg in loggers:
+        for lg in loggers if trainer.is_global_zero else ():  # other ranks hold W&B's dummy experiment
             if isinstance(lg, WandbLogger):
                 lg.experiment.summary["status"] = status
                 lg.experiment.finish(exit_code=0 if status == "finished" else 1)  # one W&B run per job
     value = metrics.get(model.val_metric)
-    log.info("%s", summary_block(run_dir, status, model, metrics, time.time() - start, loggers))
+    if trainer.is_global_zero:
+        log.info("%s", summary_block(run_dir, status, model, metrics, time.time() - start, loggers))
     return value
 
 

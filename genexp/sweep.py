@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -27,29 +28,43 @@ def record_failure(run_dir: Path, reason: str) -> None:
     write_json(data, path)
 
 
-def job_statuses(sweep_dir: Path) -> list[tuple[str, str, str]]:
-    """(job dir name, status, reason) for every job dir (one holding .hydra/) of a sweep."""
+def job_statuses(sweep_dir: Path) -> list[dict]:
+    """One record per job dir (one holding .hydra/) of a sweep: name, status, reason, the validation
+    metric and the job's own overrides."""
     out = []
     for d in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
         try:
             data = json.loads((d / "metrics.json").read_text())
         except (OSError, ValueError):
             data = {"status": "missing", "reason": "no metrics.json"}
-        out.append((d.name, data.get("status", "unknown"), data.get("reason") or ""))
+        try:
+            overrides = " ".join(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) or [])
+        except (OSError, yaml.YAMLError):
+            overrides = ""
+        val = data.get("val_metric") or {}
+        out.append(
+            {
+                "name": d.name,
+                "status": data.get("status", "unknown"),
+                "reason": data.get("reason") or "",
+                "val": f"{val['name']}={val['value']:.5g}" if isinstance(val.get("value"), (int, float)) else "",
+                "overrides": overrides,
+            }
+        )
     return out
 
 
 class SweepReport(Callback):
-    """At the end of a multirun: one line per failed job and a non-zero exit if any job did not finish."""
+    """At the end of a multirun, whatever the launcher (jobs of submitit or joblib print elsewhere): one
+    line per job with its status, validation metric and overrides, then a count; a non-zero exit if any
+    job did not finish."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         jobs = job_statuses(Path(config.hydra.sweep.dir))
-        bad = [(name, status, reason) for name, status, reason in jobs if status != "finished"]
-        for name, status, reason in bad:
-            print(f"genexp: job {name} {status}: {reason}", file=sys.stderr)
-        print(
-            f"genexp: sweep {config.hydra.sweep.dir}: {len(jobs) - len(bad)} of {len(jobs)} jobs finished",
-            file=sys.stderr,
-        )
-        if bad:
+        for j in jobs:
+            result = j["val"] if j["status"] == "finished" else j["reason"]
+            print(f"genexp: job {j['name']} {j['status']}: {result}  [{j['overrides']}]", file=sys.stderr)
+        n_ok = sum(j["status"] == "finished" for j in jobs)
+        print(f"genexp: sweep {config.hydra.sweep.dir}: {n_ok} of {len(jobs)} jobs finished", file=sys.stderr)
+        if n_ok < len(jobs):
             sys.exit(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 
@@ -23,6 +23,22 @@ def grid(images: torch.Tensor | np.ndarray, nrow: int, pad: int = 2, scale: int 
         out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = x[i]
     out = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     return np.kron(out, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else out
+
+
+def captioned_grid(images: torch.Tensor, captions: list[str], nrow: int, scale: int = 3) -> np.ndarray:
+    """`grid` with a line of text under every tile (e.g. "7 as 1"): Pillow's built-in bitmap font."""
+    tiles = grid(images, nrow=nrow, pad=0, scale=scale)
+    h, w = (d * scale for d in images.shape[-2:])
+    band, pad = 12, 2
+    rows = -(-len(images) // nrow)
+    canvas = Image.new("L", (nrow * (w + pad) + pad, rows * (h + band + pad) + pad), 255)
+    draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(captions):
+        r, c = divmod(i, nrow)
+        x0, y0 = pad + c * (w + pad), pad + r * (h + band + pad)
+        canvas.paste(Image.fromarray(tiles[r * h : (r + 1) * h, c * w : (c + 1) * w]), (x0, y0))
+        draw.text((x0 + 1, y0 + h), text, fill=0)
+    return np.asarray(canvas)
 
 
 def tile_filters(weights: torch.Tensor, shape=(28, 28), nrow: int | None = None) -> np.ndarray:

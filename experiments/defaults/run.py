@@ -42,6 +42,9 @@ SHOWN = [
 ]
 
 
+EXTRA = ("reconstructions.png", "test_errors.png")
+
+
 def run_one(model: str) -> dict:
     run_dir = ROOT / "outputs" / "studies" / "defaults" / model
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -57,10 +60,14 @@ def run_one(model: str) -> dict:
     if metrics_file.is_file():
         m = json.loads(metrics_file.read_text())
         record.update(status=m["status"], metrics={k: m[k] for k, _, _ in SHOWN if m.get(k) is not None})
+    # the last sample grid, and the family's other telling picture: reconstructions, a classifier's mistakes
     grids = sorted((run_dir / "samples").glob("epoch_*.png"))
-    if grids:
-        shutil.copyfile(grids[-1], HERE / f"{model}.png")
-        record["picture"] = f"{model}.png"
+    found = [("", grids[-1])] if grids else []
+    found += [(f"_{p.stem}", p) for name in EXTRA if (p := run_dir / "samples" / name).is_file()]
+    record["pictures"] = []
+    for suffix, src in found:
+        shutil.copyfile(src, HERE / f"{model}{suffix}.png")
+        record["pictures"].append(f"{model}{suffix}.png")
     print(f"{model:<16} {seconds:7.1f} s  exit {rc}  {record.get('metrics')}", flush=True)
     return record
 
@@ -68,7 +75,7 @@ def run_one(model: str) -> dict:
 def render(records: dict, budget_s: float) -> tuple[str, str]:
     git = git_state()
     head = [
-        "| `python -m genexp model=` | wall time | status | test metrics | last sample grid |",
+        "| `python -m genexp model=` | wall time | status | test metrics | last sample grid (+ reconstructions / mistakes) |",
         "|---|---:|---|---|---|",
     ]
     rows = []
@@ -77,7 +84,7 @@ def render(records: dict, budget_s: float) -> tuple[str, str]:
             f"{label} **{format(r['metrics'][k], fmt)}**" for k, label, fmt in SHOWN if k in r.get("metrics", {})
         )
         over = " (over budget)" if r["wall_s"] > budget_s else ""
-        pic = f'<img src="experiments/defaults/{r["picture"]}" height="120">' if r.get("picture") else "—"
+        pic = " ".join(f'<img src="experiments/defaults/{p}" height="120">' for p in r.get("pictures", [])) or "—"
         rows.append(
             f"| `{model}` | {r['wall_s'] / 60:.1f} min{over} | {r.get('status', 'exit ' + str(r['exit_code']))} "
             f"| {shown or '—'} | {pic} |"

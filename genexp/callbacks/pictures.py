@@ -116,7 +116,8 @@ class Reconstructions(pl.Callback):
 
 
 class ClassifierErrors(pl.Callback):
-    """At test end: the first `n` misclassified test images of a classifier (forward -> logits)."""
+    """At test end: the first `n` misclassified test images of a classifier (`classify(x)` -> logits), each
+    captioned "true as predicted". Stops scanning the test split once it has `n`."""
 
     def __init__(self, n: int = 100):
         self.n = n
@@ -124,10 +125,20 @@ class ClassifierErrors(pl.Callback):
     def on_test_epoch_end(self, trainer, pl_module):
         if not trainer.is_global_zero or trainer.datamodule is None:
             return
+        info = trainer.datamodule.info
         x, y = trainer.datamodule.split_tensors("test")
         y = y.argmax(1) if y.ndim == 2 else y
+        wrong, truth, guess = [], [], []
         with torch.no_grad(), eval_mode(pl_module):
-            pred = torch.cat([pl_module(b.to(pl_module.device)).argmax(1).cpu() for b in x.split(1000)])
-        wrong = x[pred != y][: self.n]
+            for xb, yb in zip(x.split(250), y.split(250), strict=True):
+                pred = pl_module.classify(xb.to(pl_module.device)).argmax(1).cpu()
+                miss = pred != yb
+                wrong.append(xb[miss]), truth.append(yb[miss]), guess.append(pred[miss])
+                if sum(len(w) for w in wrong) >= self.n:
+                    break
+        wrong, truth, guess = (torch.cat(t)[: self.n] for t in (wrong, truth, guess))
         if len(wrong):
-            viz.picture(trainer, viz.grid(wrong, nrow=10, scale=2), "test_errors.png", "test/errors")
+            names = info.class_names
+            captions = [f"{names[t]} as {names[p]}" for t, p in zip(truth.tolist(), guess.tolist(), strict=True)]
+            image = viz.captioned_grid(wrong.reshape(len(wrong), *info.shape), captions, nrow=10)
+            viz.picture(trainer, image, "test_errors.png", "test/errors")

@@ -38,6 +38,7 @@ class GenexpModule(pl.LightningModule):
     n_inputs: int | None = 784  # pixels per image the model's first layer expects (None: any)
     needs_labels: bool = False  # trains on (x, y) pairs
     n_inputs_key: str | None = None  # the key that sets n_inputs ("model.n_visible"), named on a mismatch
+    ddp_unused_parameters: bool = True  # DDP: some step's backward skips some parameters (genexp.ddp)
     min_batch_size: int = 1  # the smallest training batch the model trains on (BatchNorm: 2)
     resizable_buffers: tuple[str, ...] = ()  # state_dict keys whose shape may differ from a checkpoint's (fnmatch)
 

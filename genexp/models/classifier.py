@@ -16,6 +16,7 @@ from genexp.validate import number
 class Classifier(GenexpModule):
     val_metric, val_mode = "val/acc", "max"
     needs_labels = True
+    ddp_unused_parameters = False
 
     def __init__(
         self, *, channels: int, n_features: int, dropout: float, lr: float, weight_decay: float, max_shift: int
@@ -31,6 +32,10 @@ class Classifier(GenexpModule):
         self.net = SmallCNN(channels, n_features, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, n_classes] (the classifier contract ClassifierErrors uses)."""
         return self.net(x)
 
     @staticmethod

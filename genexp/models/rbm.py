@@ -24,6 +24,7 @@ class RBM(GenerativeModule):
     epoch for "exponential", to 0 over the run for "linear")."""
 
     val_metric, val_mode = "val/recon_xent", "min"
+    ddp_unused_parameters = False  # the free-energy loss uses W and both biases at every step
     resizable_buffers = ("rbm.persistent_chain",)  # the PCD chains follow the batch size
 
     def __init__(
