@@ -115,7 +115,10 @@ def test_evaluation_callbacks_ran(smoke_run):
         "LogLikelihood": lambda: "test/loglik" in metrics and (out / "likelihood.json").is_file(),
         "PCABaseline": lambda: "test/pca_recon_sq_error" in metrics,
         "Reconstructions": lambda: (out / "samples" / "reconstructions.png").is_file(),
-        "ClassifierErrors": lambda: (out / "samples" / "test_errors.png").is_file() or 1.0 in (metrics.get("test/acc"), 1 - metrics.get("test/error", 1)),
+        "ClassifierErrors": lambda: (
+            (out / "samples" / "test_errors.png").is_file()
+            or 1.0 in (metrics.get("test/acc"), 1 - metrics.get("test/error", 1))
+        ),  # no mistake to show
         "Checkpoint": lambda: (out / "checkpoints" / "last.ckpt").is_file(),
         "TQDMProgressBar": lambda: True,
         "DivergenceGuard": lambda: metrics["status"] == "finished",  # it let a finite run through

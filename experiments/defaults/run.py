@@ -75,7 +75,8 @@ def run_one(model: str) -> dict:
 def render(records: dict, budget_s: float) -> tuple[str, str]:
     git = git_state()
     head = [
-        "| `python -m genexp model=` | wall time | status | test metrics | last sample grid (+ reconstructions / mistakes) |",
+        "| `python -m genexp model=` | wall time | status | test metrics | pictures: last sample grid, "
+        "reconstructions, mistakes |",
         "|---|---:|---|---|---|",
     ]
     rows = []
