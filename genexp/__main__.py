@@ -29,12 +29,29 @@ _RUN_ID = secrets.token_hex(2)  # per process: two runs started in the same seco
 # hparams_search presets read the Optuna direction from the model class: ${val_direction:${model._target_}}
 OmegaConf.register_new_resolver("val_direction", val_direction, replace=True)
 OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID, replace=True)
-# a resumed run (ckpt_path set) keeps the first launch's .hydra/ and saves its own config beside it
-OmegaConf.register_new_resolver(
-    "hydra_subdir",
-    lambda ckpt, now: ".hydra" if ckpt in (None, "None", "null") else f".hydra/resume_{now}",
-    replace=True,
-)
+
+
+def _run_stamp(now: str) -> str:
+    """The last part of a run's dir: `<now>_<random>`, or under SLURM `slurm-<job id>`: every task
+    (rank) of the job computes the same dir, and a requeued job (same id) finds its own last.ckpt."""
+    if job := os.environ.get("SLURM_JOB_ID"):
+        array = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{os.environ.get('SLURM_ARRAY_JOB_ID', job)}_{array}" if array else f"slurm-{job}"
+    return f"{now}_{_RUN_ID}"
+
+
+OmegaConf.register_new_resolver("run_stamp", _run_stamp, replace=True)
+
+
+def _hydra_subdir(ckpt, now: str, run_dir: str) -> str:
+    """A resumed run (ckpt_path set; with `auto`, when the dir holds a first launch) keeps the first
+    launch's .hydra/ and saves its own config beside it."""
+    if ckpt in (None, "None", "null") or (ckpt == "auto" and not (Path(run_dir) / ".hydra" / "config.yaml").is_file()):
+        return ".hydra"
+    return f".hydra/resume_{now}"
+
+
+OmegaConf.register_new_resolver("hydra_subdir", _hydra_subdir, replace=True)
 
 # Quiet, useful console output: third-party lines that tell a user nothing about their run are dropped
 # (each one named here; every other warning still shows). The W&B run is summarised by our own block.

@@ -314,9 +314,16 @@ def check_compatible(model, checkpoint: dict, path: str | os.PathLike | None = N
 
 def resolve_ckpt_path(ckpt_path: str | os.PathLike | None, run_dir: str | os.PathLike) -> str | None:
     """The config's `ckpt_path` as a local file path: None stays None; "last" is
-    RUN_DIR/checkpoints/last.ckpt (which must exist); anything else an existing local file."""
+    RUN_DIR/checkpoints/last.ckpt (which must exist); "auto" is that file if it exists, else None (start
+    fresh: what a requeued job wants); anything else an existing local file. A requeued SLURM job
+    (SLURM_RESTART_COUNT > 0) with no ckpt_path is "auto": the same command continues its own run."""
+    if ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+        ckpt_path = "auto"
     if ckpt_path is None:
         return None
+    if str(ckpt_path) == "auto":
+        path = Path(run_dir) / "checkpoints" / "last.ckpt"
+        return str(path) if path.is_file() else None
     if str(ckpt_path) == "last":
         path = Path(run_dir) / "checkpoints" / "last.ckpt"
         if not path.is_file():

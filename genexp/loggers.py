@@ -252,6 +252,13 @@ def add_epoch_sum(module, name: str, saved: dict) -> None:
         m.value = m.meta.reduce_fx(m.value, v)
 
 
+def wandb_run_id(trainer) -> str | None:
+    """The id of the run's W&B run (rank 0, where the run exists), else None."""
+    if not trainer.is_global_zero:
+        return None
+    return next((str(lg.experiment.id) for lg in trainer.loggers if isinstance(lg, _LightningWandbLogger)), None)
+
+
 class WandbLogger(_LightningWandbLogger):
     """Lightning's W&B logger minus one line of noise: it always passes `anonymous=None` to `wandb.init`,
     and W&B (>= 0.19) warns "The anonymous setting has no effect" for any value but unset."""

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
@@ -38,8 +39,11 @@ def _wandb_group(cfg: DictConfig) -> dict:
     return {"group": Path(hc.sweep.dir).name, "name": f"{hc.job.num}:{hc.job.override_dirname or 'defaults'}"}
 
 
-def _loggers(cfg: DictConfig, run_dir: Path) -> list:
-    loggers = [hydra.utils.instantiate(cfg.logger, **_wandb_group(cfg))] if cfg.get("logger") else []
+def _loggers(cfg: DictConfig, run_dir: Path, checkpoint: dict | None) -> list:
+    extra = _wandb_group(cfg)
+    if checkpoint and checkpoint.get("wandb_run_id") and "id" not in (cfg.get("logger") or {}):
+        extra.update(id=checkpoint["wandb_run_id"], resume="allow")  # a resumed job continues its W&B run
+    loggers = [hydra.utils.instantiate(cfg.logger, **extra)] if cfg.get("logger") else []
     if not any(isinstance(lg, CSVLogger) for lg in loggers):  # every run also writes CSV metrics
         loggers.append(AppendingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     for lg in loggers:
@@ -86,13 +90,22 @@ def run(cfg: DictConfig) -> float | None:
     datamodule.prepare_data()  # find (or download) and verify the data before anything is written
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)  # "last" = this run dir's last.ckpt
+    checkpoint = load_checkpoint(ckpt_path, expected_cls=type(model)) if ckpt_path else None
     if ckpt_path:  # refused in one line before anything runs: another model, other shapes, a bad file
-        check_compatible(model, load_checkpoint(ckpt_path, expected_cls=type(model)), ckpt_path)
+        check_compatible(model, checkpoint, ckpt_path)
     callbacks = [hydra.utils.instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.sort(key=lambda c: not isinstance(c, DivergenceGuard))  # first: no evaluation of NaN weights
-    loggers = _loggers(cfg, run_dir)
+    loggers = _loggers(cfg, run_dir, checkpoint)
+    del checkpoint  # Lightning reads the file again in fit
+    extra = {}
+    if SLURMEnvironment.detect():  # one owner of requeue: submitit (USR2 -> requeue; the job resumes with
+        # ckpt_path auto), so Lightning's own auto-requeue on USR1 is off
+        extra["plugins"] = [
+            *(hydra.utils.instantiate(cfg.trainer.get("plugins") or [])),
+            SLURMEnvironment(auto_requeue=False),
+        ]
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
+        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir), **extra
     )
     provenance = {**git_state(), "config": ".hydra/config.yaml", "feature_net": None}
     for c in callbacks:

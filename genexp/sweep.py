@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from genexp.record import write_json
 
@@ -58,6 +58,13 @@ class SweepReport(Callback):
     """At the end of a multirun, whatever the launcher (jobs of submitit or joblib print elsewhere): one
     line per job with its status, validation metric and overrides, then a count; a non-zero exit if any
     job did not finish."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # resolve the sweep dir (${now:}, a random suffix) once, before the launcher pickles the config:
+        # a job that submitit requeues after preemption recomposes its dir from it and finds its own
+        # last.ckpt there, instead of starting over in a dir with a new timestamp
+        with open_dict(config):
+            config.hydra.sweep.dir = str(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         jobs = job_statuses(Path(config.hydra.sweep.dir))

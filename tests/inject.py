@@ -28,3 +28,11 @@ class CrashAt(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"injected crash at epoch {self.epoch}")
+
+
+class DumpWeights(pl.Callback):
+    """At fit end, every rank saves its state_dict to `<run dir>/weights_rank<r>.pt` (DDP tests)."""
+
+    def on_fit_end(self, trainer, pl_module):
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(state, f"{trainer.default_root_dir}/weights_rank{trainer.global_rank}.pt")

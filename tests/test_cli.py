@@ -137,12 +137,15 @@ def test_optuna_preset_optimises_the_validation_metric_in_its_direction(search, 
     values = [r["val_metric"]["value"] for r in runs]
     assert len(values) == 2 and all(r["val_metric"]["name"] == cls.val_metric for r in runs)
     assert best.best_value == (max if cls.val_mode == "max" else min)(values)
-    groups = set()  # one W&B run per job, grouped by the sweep
-    for run in tmp_path.glob("*/wandb/offline-run-*"):
-        groups |= {
-            r.run.run_group for r in records(next(run.glob("run-*.wandb"))) if r.WhichOneof("record_type") == "run"
-        }
-    assert groups == {tmp_path.name}
+    named = {}  # one W&B run per job, grouped by the sweep, named by the job's number and overrides
+    for job in sorted(tmp_path.glob("*/metrics.json")):
+        (run,) = job.parent.glob("wandb/offline-run-*")
+        runs = [r.run for r in records(next(run.glob("run-*.wandb"))) if r.WhichOneof("record_type") == "run"]
+        named[job.parent.name] = {(r.run_group, r.display_name) for r in runs}
+    for job, names in named.items():
+        number = job.split("_")[0]
+        assert {g for g, _ in names} == {tmp_path.name}, names
+        assert all(n.startswith(f"{number}:") and "model." in n for _, n in names), names
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -156,7 +156,15 @@ def test_download_dying_server_leaves_no_partial_file(mnist_root, tmp_path):
     root = tmp_path / "data"
     with _Server(mnist_root, truncate=True) as server, pytest.raises(GenexpError, match="download failed"):
         load_mnist(root, mirrors=[server.url])
-    assert list(root.iterdir()) == []
+    assert not root.exists()  # the folder it made for the download is gone again: no empty data/ left
+
+
+def test_failed_download_keeps_a_folder_that_was_there(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(GenexpError, match="download failed"):
+        load_mnist(root, mirrors=["http://127.0.0.1:9/nothing-here/"])
+    assert root.is_dir() and list(root.iterdir()) == []
 
 
 # ---- datamodule ---------------------------------------------------------------------------------

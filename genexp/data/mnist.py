@@ -141,6 +141,7 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
     Each file goes to a temporary folder inside root (pooch itself writes to a temp name), is
     verified, and only then renamed into place, so root never holds a partial or unverified file.
     """
+    created = not root.exists()  # a folder this call made is removed again if nothing could be put in it
     root.mkdir(parents=True, exist_ok=True)
     for stem, md5, shape in FILES.values():
         if _find(root, stem):
@@ -167,6 +168,8 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
             tried = "; ".join(dict.fromkeys(errors))  # each distinct failure once
+            if created and not any(root.iterdir()):
+                root.rmdir()
             raise GenexpError(
                 f"MNIST file {stem} not found in {root} and its download failed ({tried}); put the four "
                 "official IDX files (.gz or raw) there, or point data.root / GENEXP_DATA_DIR at them"

@@ -72,6 +72,8 @@ class GenexpModule(pl.LightningModule):
         # row logged right after this save, and each rank's epoch sums of a mid-epoch save
         if (csv_log := loggers.log_state(self.trainer)) is not None:
             checkpoint["csv_log"] = csv_log
+        if run_id := loggers.wandb_run_id(self.trainer):  # a resumed run continues the same W&B run
+            checkpoint["wandb_run_id"] = run_id
         sums = self._gather_epoch_sums(loggers.epoch_sums(self.trainer))
         if any(sums):
             checkpoint["epoch_sums"] = {"epoch": self.trainer.current_epoch, "ranks": sums}
