@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genexp import GenexpError
 from genexp.callbacks.guard import Diverged
+from genexp.ckpt import requeue_aware
 from genexp.run import run, val_direction
 from genexp.sweep import record_failure
 
@@ -46,7 +47,8 @@ OmegaConf.register_new_resolver("run_stamp", _run_stamp, replace=True)
 def _hydra_subdir(ckpt, now: str, run_dir: str) -> str:
     """A resumed run (ckpt_path set; with `auto`, when the dir holds a first launch) keeps the first
     launch's .hydra/ and saves its own config beside it."""
-    if ckpt in (None, "None", "null") or (ckpt == "auto" and not (Path(run_dir) / ".hydra" / "config.yaml").is_file()):
+    ckpt = requeue_aware(ckpt)  # a requeued SLURM job is a resume too
+    if ckpt is None or (ckpt == "auto" and not (Path(run_dir) / ".hydra" / "config.yaml").is_file()):
         return ".hydra"
     return f".hydra/resume_{now}"
 

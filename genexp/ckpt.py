@@ -312,13 +312,20 @@ def check_compatible(model, checkpoint: dict, path: str | os.PathLike | None = N
         raise GenexpError(f"{where}checkpoint does not fit {type(model).__name__}{hint}: " + "; ".join(parts))
 
 
+def requeue_aware(ckpt_path):
+    """`ckpt_path` as set, except that a requeued SLURM job (SLURM_RESTART_COUNT > 0) with none set
+    resumes its own run: "auto"."""
+    if ckpt_path in (None, "None", "null") and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+        return "auto"
+    return None if ckpt_path in ("None", "null") else ckpt_path
+
+
 def resolve_ckpt_path(ckpt_path: str | os.PathLike | None, run_dir: str | os.PathLike) -> str | None:
     """The config's `ckpt_path` as a local file path: None stays None; "last" is
     RUN_DIR/checkpoints/last.ckpt (which must exist); "auto" is that file if it exists, else None (start
     fresh: what a requeued job wants); anything else an existing local file. A requeued SLURM job
     (SLURM_RESTART_COUNT > 0) with no ckpt_path is "auto": the same command continues its own run."""
-    if ckpt_path is None and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
-        ckpt_path = "auto"
+    ckpt_path = requeue_aware(ckpt_path)
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "auto":

@@ -31,6 +31,7 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     command = [sys.executable, "-m", "genexp", *hc.overrides.task]
     command += [
         f'hydra.run.dir="{hc.runtime.output_dir}"',  # resolved: no second ${now:} or run id
+        "hydra.mode=RUN",  # one job, even when an override (hparams_search=...) asks for a multirun
         "hydra.output_subdir=null",  # rank 0 keeps the job's .hydra/
         f"hydra.job.name={hc.job.name}_rank{local_rank}",  # its own log file in the job's dir
     ]

@@ -7,6 +7,7 @@ Nothing here knows a model: what a run returns to a sweeper is the model's decla
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -144,6 +145,7 @@ def run(cfg: DictConfig) -> float | None:
     # a record from the start, rewritten at every epoch end: even a kill -9 leaves the last completed epoch
     trainer.callbacks.append(_EpochRecord(lambda: (collect(), write("running"))))
     write("running")
+    ddp_env = {k: os.environ.get(k) for k in _DDP_ENV}
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         collect()
@@ -166,10 +168,26 @@ def run(cfg: DictConfig) -> float | None:
             if isinstance(lg, WandbLogger):
                 lg.experiment.summary["status"] = status
                 lg.experiment.finish(exit_code=0 if status == "finished" else 1)  # one W&B run per job
+        _end_distributed(ddp_env)
     value = metrics.get(model.val_metric)
     if trainer.is_global_zero:
         log.info("%s", summary_block(run_dir, status, model, metrics, time.time() - start, loggers))
     return value
+
+
+_DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def _end_distributed(env: dict[str, str | None]) -> None:
+    """After a DDP job: close its process group and give back the variables Lightning's launcher set, so
+    the next job of a multirun (same process) starts its own group instead of reusing a dead one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 HEADLINE = ("test/loglik", "test/fid_mnist_cnn", "test/cond_acc", "test/acc", "test/error", "test/recon_sq_error")

@@ -55,7 +55,7 @@ def test_missing_dataset_offline_one_line_and_nothing_written(tmp_path):
     assert out.returncode == 2
     (line,) = _error_lines(out.stderr)
     assert str(data) in line and "GENEXP_DATA_DIR" in line and "Traceback" not in out.stderr
-    assert list(data.iterdir()) == []  # no partial download left behind
+    assert not data.exists()  # no partial download, and no empty folder, left behind
     assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -146,26 +146,6 @@ def test_optuna_preset_optimises_the_validation_metric_in_its_direction(search, 
         number = job.split("_")[0]
         assert {g for g, _ in names} == {tmp_path.name}, names
         assert all(n.startswith(f"{number}:") and "model." in n for _, n in names), names
-
-
-def test_ddp_two_cpu_processes(tmp_path):
-    out = run_genexp(
-        "model=classifier",
-        "data=fake",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=4",
-        "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2",
-        "logger=csv",
-        f"hydra.run.dir={tmp_path}",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["status"] == "finished" and metrics["global_step"] == 4
-    assert metrics["val_metric"]["value"] is not None
 
 
 def test_a_non_editable_install_finds_the_config_tree(tmp_path):
