@@ -412,7 +412,7 @@ SMOKE = ["data=fake", "trainer=smoke", "logger=csv", "model.sample_steps=5"]
     ],
 )
 def test_cli_smoke_per_variant(genexp_cli, fake_dm, tmp_path, name, extra, keys):
-    proc = genexp_cli(f"model={name}", *SMOKE, *extra, f"hydra.run.dir={tmp_path}")
+    proc = genexp_cli(f"model={name}", *SMOKE, *extra, "eval_size.every_n_epochs=4", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["epochs"] == 8

@@ -62,14 +62,16 @@ class SampleGrid(pl.Callback):
 
 class FilterMosaic(pl.Callback):
     """The model's first-layer filters (`filters()` -> [n_pixels, n_units]) as square tiles, every
-    `every_n_epochs` (the deeplearning.net tutorial's filter pictures)."""
+    `every_n_epochs` and at the last epoch (the deeplearning.net tutorial's filter pictures)."""
 
     def __init__(self, every_n_epochs: int = 1):
         self.every_n_epochs = every_n_epochs
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
-        if not trainer.is_global_zero or self.every_n_epochs <= 0 or epoch % self.every_n_epochs:
+        if not trainer.is_global_zero or self.every_n_epochs <= 0:
+            return
+        if epoch % self.every_n_epochs and epoch != trainer.max_epochs:  # the final filters always
             return
         w = pl_module.filters()
         side = math.isqrt(w.shape[0])
