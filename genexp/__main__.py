@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genexp import GenexpError
 from genexp.callbacks.guard import Diverged
-from genexp.ckpt import requeue_aware
+from genexp.ckpt import auto_checkpoint, requeue_aware
 from genexp.run import run, val_direction
 from genexp.sweep import record_failure
 
@@ -45,10 +45,10 @@ OmegaConf.register_new_resolver("run_stamp", _run_stamp, replace=True)
 
 
 def _hydra_subdir(ckpt, now: str, run_dir: str) -> str:
-    """A resumed run (ckpt_path set; with `auto`, when the dir holds a first launch) keeps the first
+    """A resumed run (ckpt_path set; with `auto`, when there is a last.ckpt to resume) keeps the first
     launch's .hydra/ and saves its own config beside it."""
     ckpt = requeue_aware(ckpt)  # a requeued SLURM job is a resume too
-    if ckpt is None or (ckpt == "auto" and not (Path(run_dir) / ".hydra" / "config.yaml").is_file()):
+    if ckpt is None or (ckpt == "auto" and auto_checkpoint(run_dir) is None):
         return ".hydra"
     return f".hydra/resume_{now}"
 

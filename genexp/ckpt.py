@@ -312,6 +312,12 @@ def check_compatible(model, checkpoint: dict, path: str | os.PathLike | None = N
         raise GenexpError(f"{where}checkpoint does not fit {type(model).__name__}{hint}: " + "; ".join(parts))
 
 
+def auto_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """What `ckpt_path=auto` resumes from: the run dir's last.ckpt, or None (start fresh)."""
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return path if path.is_file() else None
+
+
 def requeue_aware(ckpt_path):
     """`ckpt_path` as set, except that a requeued SLURM job (SLURM_RESTART_COUNT > 0) with none set
     resumes its own run: "auto"."""
@@ -329,8 +335,8 @@ def resolve_ckpt_path(ckpt_path: str | os.PathLike | None, run_dir: str | os.Pat
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "auto":
-        path = Path(run_dir) / "checkpoints" / "last.ckpt"
-        return str(path) if path.is_file() else None
+        path = auto_checkpoint(run_dir)
+        return str(path) if path else None
     if str(ckpt_path) == "last":
         path = Path(run_dir) / "checkpoints" / "last.ckpt"
         if not path.is_file():

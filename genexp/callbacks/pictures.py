@@ -130,13 +130,14 @@ class ClassifierErrors(pl.Callback):
         info = trainer.datamodule.info
         x, y = trainer.datamodule.split_tensors("test")
         y = y.argmax(1) if y.ndim == 2 else y
-        wrong, truth, guess = [], [], []
+        wrong, truth, guess, found = [], [], [], 0
         with torch.no_grad(), eval_mode(pl_module):
             for xb, yb in zip(x.split(250), y.split(250), strict=True):
                 pred = pl_module.classify(xb.to(pl_module.device)).argmax(1).cpu()
                 miss = pred != yb
                 wrong.append(xb[miss]), truth.append(yb[miss]), guess.append(pred[miss])
-                if sum(len(w) for w in wrong) >= self.n:
+                found += int(miss.sum())
+                if found >= self.n:
                     break
         wrong, truth, guess = (torch.cat(t)[: self.n] for t in (wrong, truth, guess))
         if len(wrong):
