@@ -4,8 +4,8 @@
     python experiments/make_readme.py --check    # exit 1, printing a diff, if README.md is not up to date
 
 The table lives in README.md between the lines `<!-- models:begin -->` and `<!-- models:end -->`; the
-table of default runs (written by experiments/defaults/run.py to experiments/defaults/table.md) between
-`<!-- defaults:begin -->` and `<!-- defaults:end -->`.
+tables other scripts wrote (`COPIED`: the default runs, the speed benchmarks) between
+`<!-- <name>:begin -->` and `<!-- <name>:end -->`.
 Each folder `experiments/<study>/` holding a `study.yaml` contributes rows; studies are sorted by
 `order` (then by folder name), rows keep their order. study.yaml:
 
@@ -149,12 +149,22 @@ def render_table(root: Path) -> list[str]:
     return lines
 
 
-def defaults_table(root: Path) -> list[str]:
-    """The table experiments/defaults/run.py wrote (every model's run with no override)."""
-    path = root / "experiments" / "defaults" / "table.md"
+# tables copied as they are: README markers <!-- name:begin/end --> -> (file, the script that writes it)
+COPIED = {
+    "defaults": ("experiments/defaults/table.md", "experiments/defaults/run.py"),
+    "bench": ("experiments/bench/results.md", "experiments/bench/bench.py"),
+    "gpu_bench": ("experiments/gpu/results/bench.md", "experiments/gpu/run.sh"),
+    "gpu_epochs": ("experiments/gpu/results/epochs.md", "experiments/gpu/run.sh"),
+}
+
+
+def copied_table(root: Path, name: str) -> list[str]:
+    """The table lines (`|...`) of a result file a script wrote."""
+    rel, script = COPIED[name]
+    path = root / rel
     if not path.is_file():
-        raise ReadmeError(f"{path} is missing: run experiments/defaults/run.py")
-    return path.read_text().splitlines()
+        raise ReadmeError(f"{path} is missing: run {script}")
+    return [line for line in path.read_text().splitlines() if line.startswith("|")]
 
 
 def updated_readme(text: str, table: list[str], begin: str = BEGIN, end: str = END) -> str:
@@ -176,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         old = readme.read_text()
         new = updated_readme(old, render_table(args.root))
-        if "<!-- defaults:begin -->" in new:
-            new = updated_readme(new, defaults_table(args.root), "<!-- defaults:begin -->", "<!-- defaults:end -->")
+        for name in COPIED:
+            if f"<!-- {name}:begin -->" in new:
+                new = updated_readme(
+                    new, copied_table(args.root, name), f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+                )
         if args.check:
             if new != old:
                 diff = difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "regenerated")

@@ -214,7 +214,7 @@ def resume_logs(trainer, state: dict | None) -> None:
 
 
 # ---- epoch accumulators of self.log(on_epoch=True) --------------------------------------------------
-def _mid_epoch(trainer) -> bool:
+def mid_epoch(trainer) -> bool:
     """Saving while a training epoch runs (a train batch end, or an interrupt between batches)."""
     current = trainer.fit_loop.epoch_progress.current
     return trainer.training and current.started == current.processed + 1
@@ -223,7 +223,7 @@ def _mid_epoch(trainer) -> bool:
 def epoch_sums(trainer) -> dict[str, list[float]]:
     """{result key: [value, count]}: this rank's running sums of the epoch's on_epoch training metrics,
     saved mid-epoch; {} elsewhere (at an epoch end the means are in the pending row)."""
-    if not _mid_epoch(trainer):
+    if not mid_epoch(trainer):
         return {}
     out = {}
     for key, m in trainer.fit_loop.epoch_loop._results.items():

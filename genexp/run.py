@@ -54,10 +54,17 @@ def _loggers(cfg: DictConfig, run_dir: Path, checkpoint: dict | None) -> list:
 
 
 class _EpochRecord(pl.Callback):
+    """Rewrites metrics.json at every epoch end, with the wall time of each training epoch so far."""
+
     def __init__(self, update):
-        self.update = update
+        self.update, self.epoch_times, self._start = update, [], None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        if self._start is not None:
+            self.epoch_times.append(round(time.perf_counter() - self._start, 3))
         self.update()
 
 
@@ -131,6 +138,7 @@ def run(cfg: DictConfig) -> float | None:
                     "reason": reason,
                     "val_metric": {"name": model.val_metric, "mode": model.val_mode, "value": value},
                     "wall_time_s": round(time.time() - start, 2),
+                    "epoch_time_s": epoch_record.epoch_times,  # training epochs (with their validation) of this process
                     "epochs": trainer.current_epoch,
                     "global_step": trainer.global_step,
                     "device": str(trainer.strategy.root_device),
@@ -143,7 +151,8 @@ def run(cfg: DictConfig) -> float | None:
         metrics.update({k: _number(v) for k, v in trainer.callback_metrics.items() if _number(v) is not None})
 
     # a record from the start, rewritten at every epoch end: even a kill -9 leaves the last completed epoch
-    trainer.callbacks.append(_EpochRecord(lambda: (collect(), write("running"))))
+    epoch_record = _EpochRecord(lambda: (collect(), write("running")))
+    trainer.callbacks.append(epoch_record)
     write("running")
     ddp_env = {k: os.environ.get(k) for k in _DDP_ENV}
     try:

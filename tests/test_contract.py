@@ -127,3 +127,16 @@ def test_evaluation_callbacks_ran(smoke_run):
     assert not unknown, f"add the evidence of {unknown} to this test"
     missing = [name for name, kind in callbacks.items() if not evidence[kind]()]
     assert not missing, f"{model}: callbacks left nothing: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_trains_and_evaluates_under_bf16_autocast(model, tmp_path):
+    """trainer.precision=bf16-mixed (what a GPU run uses): training steps under autocast, then every
+    evaluation callback outside it. On the CPU here, the same autocast rules (bf16 matmuls)."""
+    cfg = compose_config(f"model={model}", "data=fake", "trainer=smoke", "logger=csv", "trainer.precision=bf16-mixed")
+    cfg.paths.output_dir = str(tmp_path)
+    torch.set_num_threads(1)
+    value = run(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "finished" and value is not None and math.isfinite(value)

@@ -14,7 +14,7 @@ from genexp import GenexpError
 from genexp.models.rbm import RBM
 from genexp.nn import ais
 from genexp.nn.ais import ais_log_partition, base_rate_vbias, exact_log_partition
-from genexp.nn.rbm import RBMCore
+from genexp.nn.rbm import GaussianHiddenRBM, RBMCore
 from tests.conftest import build_model, quiet_trainer
 
 
@@ -78,10 +78,8 @@ def test_cd_pcd_update_expectation_matches_exact_gradient(persistent):
     g = torch.Generator().manual_seed(1)
     grads = []
     for _ in range(3 if persistent else 1):  # PCD: later calls continue the same chains
-        rbm.zero_grad()
-        cost, chain_end = rbm.cd_loss(v0, generator=g)
-        cost.backward()
-        grads.append(rbm.W.grad.clone())
+        _, (d_w, _, _), chain_end = rbm.cd_grads(v0, generator=g)
+        grads.append(d_w)
     estimate = torch.stack(grads).mean(0)
     assert chain_end.shape == v0.shape and not chain_end.requires_grad
     assert (rbm.persistent_chain.shape == (len(v0), 5)) == persistent
@@ -94,8 +92,8 @@ def test_cd_pcd_update_expectation_matches_exact_gradient(persistent):
 
 
 class _Textbook(RBMCore):
-    """cd_loss in its general form: k full Gibbs steps h -> v -> h from h ~ p(h | v0) (or the PCD
-    chains), then F(v0) and F(chain_end) from scratch; no product shared with the free energies."""
+    """The chapter's cost in its general form: k full Gibbs steps h -> v -> h from h ~ p(h | v0) (or the
+    PCD chains), then F(v0) and F(chain_end) from scratch, differentiated by autograd."""
 
     def cd_loss(self, v0, generator=None):
         v0 = v0.detach()
@@ -109,22 +107,27 @@ class _Textbook(RBMCore):
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["CD", "PCD"])
-def test_shared_propup_path_equals_the_general_form(persistent):
-    """RBMCore.cd_loss (first/last propup shared with the free energies: 2k + 1 products) gives the same
-    cost, chain end, gradient and PCD chains as the textbook form, with the same random numbers."""
-    fast = _core(12, 7, k=3, persistent=persistent)
-    slow = _Textbook(12, 7, k=3, persistent=persistent).double()
+@pytest.mark.parametrize("units", [RBMCore, GaussianHiddenRBM], ids=["binary", "gaussian"])
+def test_closed_form_gradient_equals_autograd_of_the_textbook_cost(persistent, units):
+    """RBMCore.cd_grads (closed form; first/last propup shared: 2k + 1 products) gives the same cost,
+    chain end, gradient and PCD chains as autograd of the textbook form, with the same random numbers,
+    for binary and for linear (Gaussian) hidden units."""
+    fast = units(12, 7, k=3, persistent=persistent, generator=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        fast.hbias.normal_(), fast.vbias.normal_()
+    slow = type("Textbook", (_Textbook, units), {})(12, 7, k=3, persistent=persistent).double()
     slow.load_state_dict(fast.state_dict())
     v0 = torch.rand(5, 12, dtype=torch.float64).bernoulli()
     for step in range(2):  # PCD: the second update continues the first's chains
-        out = []
-        for m in (fast, slow):
-            m.zero_grad()
-            cost, chain_end = m.cd_loss(v0, generator=torch.Generator().manual_seed(7 + step))
-            cost.backward()
-            out.append((cost, chain_end, m.W.grad.clone(), m.hbias.grad.clone(), m.vbias.grad.clone()))
-        for a, b in zip(*out, strict=True):
-            torch.testing.assert_close(a, b)
+        cost, grads, chain_end = fast.cd_grads(v0, generator=torch.Generator().manual_seed(7 + step))
+        slow.zero_grad()
+        cost_ref, chain_ref = slow.cd_loss(v0, generator=torch.Generator().manual_seed(7 + step))
+        cost_ref.backward()
+        torch.testing.assert_close(cost, cost_ref.detach())
+        torch.testing.assert_close(chain_end, chain_ref)
+        for g, p in zip(grads, (slow.W, slow.hbias, slow.vbias), strict=True):
+            assert g.abs().max() > 1e-3  # a gradient that could be wrong
+            torch.testing.assert_close(g, p.grad)
         torch.testing.assert_close(fast.persistent_chain, slow.persistent_chain)
     assert (fast.persistent_chain.numel() > 0) == persistent
 
@@ -138,9 +141,9 @@ def test_ais_agrees_with_exact_log_z_on_784x15(fake_dm):
     g = torch.Generator().manual_seed(1)
     for _ in range(5):  # CD-1 epochs: a structured model, far from the base rate
         for batch in v.split(32):
-            cost, _ = rbm.cd_loss(batch, generator=g)
-            opt.zero_grad()
-            cost.backward()
+            _, grads, _ = rbm.cd_grads(batch, generator=g)
+            for p, grad in zip((rbm.W, rbm.hbias, rbm.vbias), grads, strict=True):
+                p.grad = grad
             opt.step()
     exact = float(exact_log_partition(rbm).detach())
     base = base_rate_vbias(v)
@@ -171,19 +174,19 @@ def test_pcd_chains_persist_across_steps_and_cd_keeps_none():
     rbm = _core(10, 6, persistent=True, k=1).float()
     v = torch.rand(4, 10).bernoulli()
     g = torch.Generator().manual_seed(0)
-    rbm.cd_loss(v, generator=g)
+    rbm.cd_grads(v, generator=g)
     chain = rbm.persistent_chain.clone()
     assert chain.shape == (4, 6)
     # the next update must continue from `chain`: redo its Gibbs step h -> v -> h with the same noise
     g_copy = torch.Generator().set_state(g.get_state())
     _, _, v_expected, _, _, h_expected = rbm.gibbs_hvh(chain, g_copy)
-    _, chain_end = rbm.cd_loss(torch.rand(4, 10).bernoulli(), generator=g)
+    _, _, chain_end = rbm.cd_grads(torch.rand(4, 10).bernoulli(), generator=g)
     torch.testing.assert_close(chain_end, v_expected)
     torch.testing.assert_close(rbm.persistent_chain, h_expected)
     # a batch of another size restarts the chains (at h = 0, as the tutorial does)
     assert rbm.chains_for(torch.zeros(3, 10)).shape == (3, 6) and rbm.persistent_chain.abs().sum() == 0
     cd = _core(10, 6, persistent=False).float()
-    cd.cd_loss(v)
+    cd.cd_grads(v)
     assert cd.persistent_chain.numel() == 0
 
 

@@ -1,40 +1,67 @@
 #!/usr/bin/env bash
-# The GPU proof of issue 9, as one prepared script for a lent GPU machine (budget: < 8 min on one H100):
-#   1. the chapter's RBM recipe at full size (experiment=rbm_tutorial: PCD-15, batch 20, 15 epochs on the
-#      training split), data kept on the GPU;
-#   2. the chapter's cDCGAN (experiment=cdcgan_chapter: its widths, 45 epochs) for as many epochs as fit
-#      in CDCGAN_MINUTES (Lightning's max_time); epochs done and wall time in its metrics.json;
-#   3. a 2-job multirun on the GPU (one dir per job, the sweep's result lines).
-# Everything goes to OUT (default experiments/gpu/results), with nvidia-smi and a results table.
+# The GPU proof of issue 9, one prepared script for a lent GPU machine (at most 9 min, typically 6-7).
+# Every step has its own time limit, and a failed step does not stop the next:
+#   1. bench: every model's training speed in genexp and in a plain loop (experiments/bench) on the GPU;
+#   2. the chapter's RBM recipe (experiment=rbm_tutorial: PCD-15, 15 epochs) at batch 100 and at the
+#      chapter's batch 20, each for as many epochs as fit in its minutes, data on the GPU; the epoch
+#      times are in its metrics.json (epoch_time_s);
+#   3. the chapter's cDCGAN (experiment=cdcgan_chapter: its widths, 45 epochs) for as many epochs as fit;
+#   4. every model under trainer=gpu trainer.precision=bf16-mixed data.on_device=true (a smoke multirun);
+#   5. a 2-job multirun of the RBM on the GPU (one dir per job, the sweep's result lines).
+# Everything goes to OUT (default experiments/gpu/results), with nvidia-smi and steps.txt.
 #   bash experiments/gpu/run.sh                   # on the GPU machine
 #   GPU_DRY=1 bash experiments/gpu/run.sh         # the same commands on CPU, smoke-sized (a rehearsal)
-# Not yet in it: the genexp-vs-plain-loop benchmark of every model (experiments/bench, still to write).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-experiments/gpu/results}
 PY=${PY:-.venv/bin/python}
-CDCGAN_MINUTES=${CDCGAN_MINUTES:-4}
+export GENEXP_DATA_DIR=${GENEXP_DATA_DIR:-$PWD/../shared/data/mnist} PYTHONWARNINGS=ignore
 mkdir -p "$OUT"
 if [ -n "${GPU_DRY:-}" ]; then
-  dev=(trainer=cpu debug=smoke data=fake) ; on_device=() ; export OMP_NUM_THREADS=1
+  dev=(trainer=cpu debug=smoke data=fake) ; on_device=() ; bench=(--device cpu --models rbm --seconds 0.5)
+  export OMP_NUM_THREADS=1
 else
-  dev=(trainer=gpu) ; on_device=(data.on_device=true)
+  dev=(trainer=gpu) ; on_device=(data.on_device=true) ; bench=(--device cuda --seconds 1 --warmup 10)
   nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 fi
-step() {  # name, then the genexp arguments; the console log and the exit code are kept
-  local name=$1; shift
+: >> "$OUT/steps.txt"
+step() {  # name, time limit (s), then the command; its console log and exit code are kept
+  local name=$1 limit=$2; shift 2
+  [[ -z "${STEPS:-}" || " $STEPS " == *" $name "* ]] || return 0  # STEPS="bench bf16_all": only those
   local start=$SECONDS
-  "$PY" -m genexp "$@" > "$OUT/$name.log" 2>&1
+  timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "$name: exit $? in $(( SECONDS - start )) s" | tee -a "$OUT/steps.txt"
 }
-: > "$OUT/steps.txt"
-step rbm_tutorial experiment=rbm_tutorial "${dev[@]}" "${on_device[@]}" logger=csv hydra.run.dir="$OUT/rbm_tutorial"
-step cdcgan_chapter experiment=cdcgan_chapter "${dev[@]}" "${on_device[@]}" logger=csv \
-  "+trainer.max_time=00:00:$(printf %02d "$CDCGAN_MINUTES"):00" hydra.run.dir="$OUT/cdcgan_chapter"
-step multirun -m model=rbm "${dev[@]}" seed=1,2 logger=csv hydra.sweep.dir="$OUT/multirun"
-for d in rbm_tutorial cdcgan_chapter; do
-  "$PY" -m genexp.summary "$OUT/$d" --title "$d on $(head -c 60 "$OUT/nvidia-smi.txt" 2>/dev/null || echo cpu)" \
-    --out "$OUT/$d.md" --json "$OUT/$d.json" || true
+max_time() { printf '+trainer.max_time=00:00:%02d:%02d' "$(( $1 / 60 ))" "$(( $1 % 60 ))"; }  # from seconds
+
+step bench 220 "$PY" experiments/bench/bench.py "${bench[@]}" --repeats 1 --out "$OUT"
+step rbm_b100 70 "$PY" -m genexp experiment=rbm_tutorial data.batch_size=100 "${dev[@]}" "${on_device[@]}" \
+  logger=csv test=false "$(max_time 45)" hydra.run.dir="$OUT/rbm_b100"
+step rbm_b20 50 "$PY" -m genexp experiment=rbm_tutorial "${dev[@]}" "${on_device[@]}" logger=csv test=false \
+  "$(max_time 30)" hydra.run.dir="$OUT/rbm_b20"
+step cdcgan_chapter 100 "$PY" -m genexp experiment=cdcgan_chapter "${dev[@]}" "${on_device[@]}" logger=csv \
+  "$(max_time 60)" hydra.run.dir="$OUT/cdcgan_chapter"
+models=$(ls conf/model/*.yaml | xargs -n1 basename | sed 's/\.yaml$//' | paste -sd, -)
+if [ -n "${GPU_DRY:-}" ]; then bf16=(trainer=cpu) ; else bf16=(trainer=gpu trainer.precision=bf16-mixed data.on_device=true) ; fi
+step bf16_all 100 "$PY" -m genexp -m "model=$models" "${bf16[@]}" debug=smoke logger=csv hydra.sweep.dir="$OUT/bf16_all"
+step multirun 70 "$PY" -m genexp -m model=rbm "${dev[@]}" seed=1,2 trainer.max_epochs=1 eval_size.ais_betas=2000 \
+  logger=csv hydra.sweep.dir="$OUT/multirun"
+for d in rbm_b100 rbm_b20 cdcgan_chapter; do
+  "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
 done
-"$PY" -m genexp.summary "$OUT/multirun" --title "2-job multirun" --out "$OUT/multirun.md" --json "$OUT/multirun.json" || true
+for d in bf16_all multirun; do
+  "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
+done
+"$PY" - "$OUT" <<'EOF' | tee "$OUT/epochs.md"
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+print("| run | epochs done | seconds per epoch (each) | status |\n|---|---:|---|---|")
+for name in ("rbm_b100", "rbm_b20", "cdcgan_chapter"):
+    f = out / name / "metrics.json"
+    if f.is_file():
+        m = json.loads(f.read_text())
+        times = m.get("epoch_time_s") or []
+        print(f"| {name} | {len(times)} | {', '.join(f'{t:.2f}' for t in times)} | {m.get('status')} |")
+EOF
 cat "$OUT/steps.txt"

@@ -128,7 +128,7 @@ class ClassifierErrors(pl.Callback):
         if not trainer.is_global_zero or trainer.datamodule is None:
             return
         info = trainer.datamodule.info
-        x, y = trainer.datamodule.split_tensors("test")
+        x, y = (t.cpu() for t in trainer.datamodule.split_tensors("test"))  # on the GPU with data.on_device
         y = y.argmax(1) if y.ndim == 2 else y
         wrong, truth, guess, found = [], [], [], 0
         with torch.no_grad(), eval_mode(pl_module):

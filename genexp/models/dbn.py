@@ -158,10 +158,11 @@ class DBN(GenerativeModule):
         # 1. this layer's data: the frozen layers below, no graph
         with torch.no_grad():
             v = self.propagate_up(flat(batch), layer)
-        # 2. CD-k / PCD-k on RBM `layer` only: cost = mean F(v) - mean F(chain_end)
-        cost, _ = self.rbms[layer].cd_loss(v)
-        self.step_optimizer(opt, cost)
-        self.log(f"train/cost_layer{layer}", cost.detach(), on_step=False, on_epoch=True)
+        # 2. CD-k / PCD-k on RBM `layer` only: cost = mean F(v) - mean F(chain_end), its gradient in closed form
+        rbm = self.rbms[layer]
+        cost, grads, _ = rbm.cd_grads(v)
+        self.step_with_grads(opt, (rbm.W, rbm.hbias, rbm.vbias), grads)
+        self.log_epoch_mean(f"train/cost_layer{layer}", cost)
         return {f"cost_layer{layer}": cost.detach()}
 
     def finetune_step(self, batch, batch_idx: int, opt) -> dict[str, torch.Tensor]:
@@ -287,7 +288,7 @@ class FineTunedDBN(DBN):
         self.step_optimizer(opt, losses["loss"])
         self.gen_step += 1
         for key, value in losses.items():
-            self.log(f"train/{key}", value.detach(), on_step=False, on_epoch=True, prog_bar=key == "loss")
+            self.log_epoch_mean(f"train/{key}", value)
         return {k: v.detach() for k, v in losses.items()}
 
     def train_batch(self, batch) -> tuple:

@@ -9,7 +9,8 @@ Energy E(v, h) = -v.vbias - h.hbias - v^T W h, so that (Hinton 2002; the deeplea
 
 The learning signal is the chapter's cost `mean F(v0) - mean F(chain_end)` with the negative particles
 detached: its gradient is the CD-k (chain started at the data) or PCD-k (chain kept between updates,
-Tieleman 2008) estimate of -d log p(v0) / d theta, so any torch optimizer (and DDP) can step it.
+Tieleman 2008) estimate of -d log p(v0) / d theta; `cd_grads` gives it in closed form, for any torch
+optimizer to step.
 Names follow the Theano tutorial the chapter is built on.
 """
 
@@ -63,10 +64,14 @@ class RBMCore(nn.Module):
         pre_sigmoid_v = torch.addmm(self.vbias, h, self.W.t())  # [B, n_visible]
         return pre_sigmoid_v, torch.sigmoid(pre_sigmoid_v)
 
+    def sample_h(self, h_mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """h ~ p(h | v) given its mean: binary units."""
+        return bernoulli(h_mean, generator)
+
     def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None):
         """(pre_sigmoid_h1, h1_mean, h1_sample)."""
         pre_sigmoid_h1, h1_mean = self.propup(v0)
-        return pre_sigmoid_h1, h1_mean, bernoulli(h1_mean, generator)
+        return pre_sigmoid_h1, h1_mean, self.sample_h(h1_mean, generator)
 
     def sample_v_given_h(self, h0: torch.Tensor, generator: torch.Generator | None = None):
         """(pre_sigmoid_v1, v1_mean, v1_sample)."""
@@ -99,33 +104,37 @@ class RBMCore(nn.Module):
         if self.persistent_chain.shape != (len(v0), self.n_hidden):
             if self.persistent_chain.numel():
                 log.warning("PCD: %d chains, batch of %d rows: restarting them", len(self.persistent_chain), len(v0))
-            self.persistent_chain = torch.zeros(len(v0), self.n_hidden, device=v0.device, dtype=v0.dtype)
+            self.persistent_chain = torch.zeros(len(v0), self.n_hidden, device=v0.device, dtype=self.W.dtype)
         return self.persistent_chain
 
-    def cd_loss(self, v0: torch.Tensor, generator: torch.Generator | None = None):
-        """(cost, chain_end): cost = mean F(v0) - mean F(chain_end) after k Gibbs steps h -> v -> h.
+    @torch.no_grad()
+    def cd_grads(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+        """(cost, (dW, dhbias, dvbias), chain_end) for cost = mean F(v0) - mean F(chain_end) after k Gibbs
+        steps h -> v -> h, the gradient in closed form (no autograd):
 
-        d cost / d theta = E_data[dF/dtheta] - E_chain[dF/dtheta], the CD-k / PCD-k estimate of
-        -d log p(v0)/d theta (Hinton 2002; Tieleman 2008). v0: [B, n_visible] in [0, 1]. The chain's
-        first and last `propup` are shared with F(v0) and F(chain_end): 2k + 1 matrix products per
-        update, not 2k + 3 (subclasses with other conditionals override `cd_loss`).
+            dF(v)/dW = -v^T E[h|v],   dF(v)/dhbias = -E[h|v],   dF(v)/dvbias = -v
+
+        with E[h|v] = propup's mean (sigm(vW + hbias) for binary units, vW + hbias for linear ones), so
+        d cost/d theta = E_data[dF/dtheta] - E_chain[dF/dtheta] is the CD-k (chain started at h ~ p(h|v0))
+        or PCD-k (chains kept between updates, Tieleman 2008) estimate of -d log p(v0)/d theta (Hinton
+        2002). v0: [B, n_visible] in [0, 1] (data, or a lower layer's activations in a DBN). The chain's
+        first and last `propup` are shared with the gradient: 2k + 1 matrix products per update, plus
+        the two of dW. Without autograd's graph this is the plain loop's cost (experiments/bench).
         """
-        v0 = v0.detach()  # data (or a lower layer's activations in a DBN): no gradient flows into it
-        pre_h0 = torch.addmm(self.hbias, v0, self.W)  # [B, n_hidden]: F(v0), and CD's chain start
-        with torch.no_grad():
-            if self.persistent:  # PCD-k: continue the chains of the previous update
-                h = self.chains_for(v0)
-            else:  # CD-k: start at h ~ p(h | v0)
-                h = bernoulli(torch.sigmoid(pre_h0.detach()), generator)
-            for _ in range(self.k - 1):
-                h = self.gibbs_hvh(h, generator)[5]
-            chain_end = self.sample_v_given_h(h, generator)[2]  # the k-th step's v
-        pre_h_end = torch.addmm(self.hbias, chain_end, self.W)  # F(chain_end), and the k-th step's h
+        pre_h0, h0_mean = self.propup(v0)  # [B, n_hidden]: the positive phase, and CD's chain start
+        h = self.chains_for(v0) if self.persistent else self.sample_h(h0_mean, generator)
+        for _ in range(self.k - 1):
+            h = self.gibbs_hvh(h, generator)[5]
+        chain_end = self.sample_v_given_h(h, generator)[2]  # the k-th step's v
+        pre_h_end, h_end_mean = self.propup(chain_end)  # the negative phase, and the k-th step's h
         if self.persistent:
-            with torch.no_grad():
-                self.persistent_chain.copy_(bernoulli(torch.sigmoid(pre_h_end.detach()), generator))
-        cost = self.free_energy_from(v0, pre_h0).mean() - self.free_energy_from(chain_end, pre_h_end).mean()
-        return cost, chain_end
+            self.persistent_chain.copy_(self.sample_h(h_end_mean, generator))
+        n = len(v0)
+        d_w = torch.mm(chain_end.t(), h_end_mean).sub_(torch.mm(v0.t(), h0_mean)).div_(n)
+        d_hbias = (h_end_mean - h0_mean).mean(0)
+        d_vbias = (chain_end - v0).mean(0)
+        cost = (self.free_energy_from(v0, pre_h0) - self.free_energy_from(chain_end, pre_h_end)).mean()
+        return cost, (d_w, d_hbias, d_vbias), chain_end
 
     def recon_xent(self, v: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of v and its mean-field reconstruction sigm(propdown(p(h|v))), summed over
@@ -165,21 +174,9 @@ class GaussianHiddenRBM(RBMCore):
         pre_h = torch.addmm(self.hbias, v, self.W)  # [B, n_hidden]: linear units, mean = input
         return pre_h, pre_h
 
-    def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None):
-        pre_h1, h1_mean = self.propup(v0)
-        noise = torch.randn(h1_mean.shape, generator=generator, device=h1_mean.device, dtype=h1_mean.dtype)
-        return pre_h1, h1_mean, h1_mean + noise
+    def sample_h(self, h_mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """h ~ N(h_mean, I): linear units with unit-variance Gaussian noise."""
+        return h_mean + torch.randn(h_mean.shape, generator=generator, device=h_mean.device, dtype=h_mean.dtype)
 
     def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor) -> torch.Tensor:
         return -(v @ self.vbias) - 0.5 * pre_h.pow(2).sum(1)
-
-    def cd_loss(self, v0: torch.Tensor, generator: torch.Generator | None = None):
-        """The general form: k Gibbs steps from h ~ p(h | v0) (or the PCD chains), no shared products."""
-        v0 = v0.detach()
-        with torch.no_grad():
-            h = self.chains_for(v0) if self.persistent else self.sample_h_given_v(v0, generator)[2]
-            for _ in range(self.k):
-                _, _, chain_end, _, _, h = self.gibbs_hvh(h, generator)
-            if self.persistent:
-                self.persistent_chain.copy_(h)
-        return self.free_energy(v0).mean() - self.free_energy(chain_end).mean(), chain_end
