@@ -16,7 +16,8 @@ import torch
 from genexp import GenexpError
 from genexp.callbacks import Checkpoint, SampleQuality
 from genexp.metrics.sample_quality import nearest_neighbour_check
-from genexp.models.cdcgan import CDCGAN, conv_cond_concat
+from genexp.models.cdcgan import CDCGAN
+from genexp.nn.gan import conv_cond_concat
 from genexp.sample import export_samples, load_model
 from genexp.sample import main as sample_main
 from tests.conftest import build_model

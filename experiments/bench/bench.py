@@ -116,7 +116,10 @@ def child(spec: dict) -> dict:
         x, y = dm.split_tensors("train")  # float in [0, 1]: converted once, before the clock
         device = torch.device(spec["device"])
         x, y, model = x.to(device), y.to(device), model.to(device)
-        loop = getattr(plain, "finetune" if spec["phase"] == "fine-tune" else PLAIN[type(model).__name__])
+        name = "finetune" if spec["phase"] == "fine-tune" else PLAIN.get(type(model).__name__)
+        if name is None:
+            raise RuntimeError(f"no plain loop for {type(model).__name__} in experiments/bench/plain.py yet")
+        loop = getattr(plain, name)
         nominal = len(x) // batch  # the schedules' length: one epoch
 
         def timed(data):

@@ -94,7 +94,7 @@ def finetune(model, data, batch: int, n: int) -> None:
 
 def cdcgan(model, data, batch: int, n: int) -> None:
     """d_steps D updates on one detached fake batch, then one G update through a frozen D, then EMA."""
-    from genexp.models.cdcgan import discriminator_loss, generator_loss
+    from genexp.nn.gan import discriminator_loss, generator_loss
 
     h = model.hparams
     G, D, ema = model.generator, model.discriminator, model.generator_ema

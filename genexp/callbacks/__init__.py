@@ -2,15 +2,25 @@
 contracts (genexp.models.base)."""
 
 from genexp.callbacks.checkpoint import Checkpoint
-from genexp.callbacks.evaluation import FreeEnergyGap, LogLikelihood, PCABaseline, SampleQuality
+from genexp.callbacks.evaluation import CodePurity, FreeEnergyGap, LogLikelihood, PCABaseline, SampleQuality
 from genexp.callbacks.guard import Diverged, DivergenceGuard
-from genexp.callbacks.pictures import ClassifierErrors, FilterMosaic, MarkovChains, Reconstructions, SampleGrid
+from genexp.callbacks.pictures import (
+    ClassifierErrors,
+    CodeTraversal,
+    FilterMosaic,
+    MarkovChains,
+    Reconstructions,
+    SampleGrid,
+    StagePairs,
+)
 
 __all__ = [
     "Checkpoint",
     "Diverged",
     "DivergenceGuard",
     "ClassifierErrors",
+    "CodePurity",
+    "CodeTraversal",
     "FilterMosaic",
     "FreeEnergyGap",
     "LogLikelihood",
@@ -19,4 +29,5 @@ __all__ = [
     "Reconstructions",
     "SampleGrid",
     "SampleQuality",
+    "StagePairs",
 ]

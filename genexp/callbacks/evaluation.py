@@ -55,12 +55,15 @@ class SampleQuality(pl.Callback):
     def _score(self, trainer, pl_module, split: str, n: int) -> dict[str, float]:
         net = load_feature_net(self.feature_net, pl_module.device)
         if split not in self._real:  # the real features of a split never change: once per run
-            self._real[split] = classify(net, trainer.datamodule.split_tensors(split)[0][:n])[0]
+            x, y = trainer.datamodule.split_tensors(split)
+            y = y.argmax(1) if y.ndim == 2 else y
+            self._real[split] = (classify(net, x[:n])[0], y[:n].cpu())
         with eval_mode(pl_module):
             fake, labels = generate(pl_module, n, self.batch_size, self.seed, progress=False)
         f_fake, logits = classify(net, fake)
         conditional = labels if pl_module.is_conditional else None
-        metrics = sample_quality(self._real[split], f_fake, logits.argmax(1), conditional)
+        f_real, y_real = self._real[split]
+        metrics = sample_quality(f_real, f_fake, logits.argmax(1), conditional, y_real=y_real)
         metrics[f"fid_{self.feature_net}"] = metrics.pop("fid")
         if split == "test" and self.nn_samples > 0:
             dm = trainer.datamodule
@@ -85,6 +88,39 @@ class SampleQuality(pl.Callback):
     def on_test_epoch_end(self, trainer, pl_module):
         if isinstance(pl_module, GenerativeModule) and self.n_samples > 0 and trainer.is_global_zero:
             _log(pl_module, self._score(trainer, pl_module, "test", self.n_samples), "test")
+
+
+class CodePurity(pl.Callback):
+    """At test end, for a model with a categorical latent code (`infer_codes(x)` -> [B] ints, InfoGAN):
+    each code value is mapped to the digit most of its first `n_train` training images carry (majority
+    vote), and the test split labelled through that map: `test/code_error` (Chen et al. 2016 report 5%
+    on MNIST), `test/code_purity` (the map's accuracy on those training images) and `test/codes_used`."""
+
+    def __init__(self, n_train: int = 10000, batch_size: int = 1000):
+        self.n_train, self.batch_size = n_train, batch_size
+
+    @torch.no_grad()
+    def _codes(self, pl_module, x: torch.Tensor) -> torch.Tensor:
+        with eval_mode(pl_module):
+            return torch.cat([pl_module.infer_codes(b.to(pl_module.device)).cpu() for b in x.split(self.batch_size)])
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not hasattr(pl_module, "infer_codes") or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        dm = trainer.datamodule
+        (x_tr, y_tr), (x_te, y_te) = dm.split_tensors("train"), dm.split_tensors("test")
+        y_tr, y_te = (y.argmax(1) if y.ndim == 2 else y for y in (y_tr.cpu(), y_te.cpu()))
+        c_tr, c_te = self._codes(pl_module, x_tr[: self.n_train]), self._codes(pl_module, x_te)
+        n_codes, n_classes = int(max(c_tr.max(), c_te.max())) + 1, int(y_tr.max()) + 1
+        counts = torch.zeros(n_codes, n_classes, dtype=torch.long)
+        counts.index_put_((c_tr, y_tr[: self.n_train]), torch.ones_like(c_tr), accumulate=True)
+        to_digit = counts.argmax(1)  # a code no training image got maps to 0 (and counts as wrong)
+        metrics = {
+            "code_error": float((to_digit[c_te] != y_te).float().mean()),
+            "code_purity": float(counts.max(1).values.sum() / len(c_tr)),
+            "codes_used": int((counts.sum(1) > 0).sum()),
+        }
+        _log(pl_module, metrics, "test")
 
 
 class LogLikelihood(pl.Callback):

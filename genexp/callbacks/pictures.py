@@ -145,3 +145,59 @@ class ClassifierErrors(pl.Callback):
             captions = [f"{names[t]} as {names[p]}" for t, p in zip(truth.tolist(), guess.tolist(), strict=True)]
             image = viz.captioned_grid(wrong.reshape(len(wrong), *info.shape), captions, nrow=10)
             viz.picture(trainer, image, "test_errors.png", "test/errors")
+
+
+def _last_or_every(trainer, every_n_epochs: int) -> int | None:
+    """The 1-based epoch if a picture is due at this epoch end (every n, and always the last), else None."""
+    epoch = trainer.current_epoch + 1
+    if every_n_epochs <= 0 or (epoch % every_n_epochs and epoch != trainer.max_epochs):
+        return None
+    return epoch
+
+
+class StagePairs(pl.Callback):
+    """A stacked GAN's stage-I (14x14, shown at 28x28) and stage-II images of the same noise and label
+    side by side (`sample_stages`), one row per class, every `every_n_epochs` and at the last epoch."""
+
+    def __init__(self, every_n_epochs: int = 1, per_class: int = 6, seed: int = 1234):
+        self.every_n_epochs, self.per_class, self.seed = every_n_epochs, per_class, seed
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = _last_or_every(trainer, self.every_n_epochs)
+        if epoch is None or not trainer.is_global_zero or not hasattr(pl_module, "sample_stages"):
+            return
+        labels = torch.arange(10, device=pl_module.device).repeat_interleave(self.per_class)
+        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        with torch.no_grad(), eval_mode(pl_module):
+            coarse, fine = pl_module.sample_stages(len(labels), labels, g)
+        coarse = torch.nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="nearest")
+        pairs = torch.stack([coarse, fine], 1).reshape(-1, *fine.shape[1:])  # s1, s2, s1, s2, ...
+        viz.picture(
+            trainer, viz.grid(pairs, nrow=2 * self.per_class, scale=2), f"stages_epoch_{epoch:03d}.png", "stages"
+        )
+
+
+class CodeTraversal(pl.Callback):
+    """InfoGAN's figure: for each continuous code, one row per categorical value, the code swept over
+    `values` with the other continuous codes at 0 and one fixed noise vector (`generate_with_codes`)."""
+
+    def __init__(
+        self, every_n_epochs: int = 1, values: tuple[float, ...] = (-2, -1, -0.5, 0, 0.5, 1, 2), seed: int = 0
+    ):
+        self.every_n_epochs, self.values, self.seed = every_n_epochs, list(values), seed
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = _last_or_every(trainer, self.every_n_epochs)
+        if epoch is None or not trainer.is_global_zero or not hasattr(pl_module, "generate_with_codes"):
+            return
+        h, dev = pl_module.hparams, pl_module.device
+        cols = len(self.values)
+        c_cat = torch.arange(h.n_cat, device=dev).repeat_interleave(cols)
+        z = pl_module.sample_noise(1, torch.Generator(device=dev).manual_seed(self.seed)).expand(len(c_cat), -1)
+        for j in range(max(h.n_cont, 1)):
+            c_cont = torch.zeros(len(c_cat), h.n_cont, device=dev)
+            if h.n_cont:
+                c_cont[:, j] = torch.tensor(self.values, device=dev).repeat(h.n_cat)
+            with eval_mode(pl_module):
+                images = pl_module.generate_with_codes(z, c_cat, c_cont)
+            viz.picture(trainer, viz.grid(images, nrow=cols, scale=2), f"codes_cont{j}_epoch_{epoch:03d}.png", "codes")

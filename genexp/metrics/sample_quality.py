@@ -82,18 +82,44 @@ def class_histogram(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float]
     nz = p > 0
     kl = float((p[nz] * (p[nz] * n_classes).log()).sum())
     out = {f"class_frac_{c}": float(p[c]) for c in range(n_classes)}
-    return {**out, "modes_covered": int((p >= 0.1 / n_classes).sum()), "kl_to_uniform": kl}
+    entropy = float(-(p[nz] * p[nz].log()).sum())  # log(n_classes) for balanced samples, 0 for one class
+    return {**out, "modes_covered": int((p >= 0.1 / n_classes).sum()), "kl_to_uniform": kl, "class_entropy": entropy}
+
+
+def within_class_diversity(
+    f_real: torch.Tensor, y_real: torch.Tensor, f_fake: torch.Tensor, y_fake: torch.Tensor, per_class: int = 500
+) -> float:
+    """Mean over classes of (mean pairwise feature distance of samples of class c) / (the same for real
+    images of class c): ~1 when each class is as varied as the data, -> 0 when a class collapses to one
+    image. Classes with < 2 samples or real images are left out (nan if none is left); at most
+    `per_class` of each (the first ones) enter a class's pairwise mean."""
+    ratios = []
+    for c in torch.unique(y_real).tolist():
+        real, fake = f_real[y_real == c][:per_class], f_fake[y_fake == c][:per_class]
+        if len(real) >= 2 and len(fake) >= 2:
+            ratios.append(float(torch.pdist(fake.double()).mean() / torch.pdist(real.double()).mean()))
+    return sum(ratios) / len(ratios) if ratios else float("nan")
 
 
 def sample_quality(
-    f_real: torch.Tensor, f_fake: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor | None, k: int = 3
+    f_real: torch.Tensor,
+    f_fake: torch.Tensor,
+    pred: torch.Tensor,
+    labels: torch.Tensor | None,
+    k: int = 3,
+    y_real: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All sample metrics from features of real [N, F] and generated [M, F] images, the feature
-    network's class predictions of the generated ones, and the labels asked for (conditional models)."""
+    network's class predictions of the generated ones, the labels asked for (conditional models), and
+    the real images' labels (`y_real`: for the within-class diversity; the fakes' class is the label
+    asked for, or the predicted one for unconditional models)."""
     out = {"fid": frechet_distance(f_real, f_fake)}
     if labels is not None:
         out["cond_acc"] = (pred == labels.cpu()).float().mean().item()
     out.update(class_histogram(pred))
+    if y_real is not None:
+        y_fake = labels.cpu() if labels is not None else pred
+        out["within_class_diversity"] = within_class_diversity(f_real, y_real.cpu(), f_fake, y_fake)
     out["precision"], out["recall"] = knn_precision_recall(f_real, f_fake, k)
     return out
 
