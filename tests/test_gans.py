@@ -58,6 +58,7 @@ def test_stackgan_schedule_freezes_stage_one_in_stage_two(fake_dm):
     start = {k: v.clone() for k, v in m.state_dict().items()}
     trainer.fit(m, datamodule=fake_dm)
     assert [m.phase(e) for e in range(3)] == ["stage1", "stage2", "joint"]
+    assert build_model("stackgan", *TINY, "model.stage2_epochs=null").phase(50) == "stage2"  # no joint phase
 
     def changed(a, b, prefix):
         return any(not torch.equal(a[k], b[k]) for k in a if k.startswith(prefix) and a[k].is_floating_point())

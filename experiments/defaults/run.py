@@ -39,10 +39,12 @@ SHOWN = [
     ("test/cond_acc", "cond_acc", ".3f"),
     ("test/fid_mnist_cnn", "fid_mnist_cnn", ".1f"),
     ("test/modes_covered", "modes", ".0f"),
+    ("test/code_error", "code error", ".1%"),
 ]
 
 
 EXTRA = ("reconstructions.png", "test_errors.png")
+LAST = ("stages_epoch_*.png", "codes_cont0_epoch_*.png")  # the GANs' other pictures: the last of each
 
 
 def run_one(model: str) -> dict:
@@ -64,6 +66,11 @@ def run_one(model: str) -> dict:
     grids = sorted((run_dir / "samples").glob("epoch_*.png"))
     found = [("", grids[-1])] if grids else []
     found += [(f"_{p.stem}", p) for name in EXTRA if (p := run_dir / "samples" / name).is_file()]
+    found += [
+        (f"_{pattern.split('_epoch')[0]}", ps[-1])
+        for pattern in LAST
+        if (ps := sorted((run_dir / "samples").glob(pattern)))
+    ]
     record["pictures"] = []
     for suffix, src in found:
         shutil.copyfile(src, HERE / f"{model}{suffix}.png")
@@ -76,7 +83,7 @@ def render(records: dict, budget_s: float) -> tuple[str, str]:
     git = git_state()
     head = [
         "| `python -m genexp model=` | wall time | status | test metrics | pictures: last sample grid, "
-        "reconstructions, mistakes |",
+        "reconstructions, mistakes, stages, codes |",
         "|---|---:|---|---|---|",
     ]
     rows = []

@@ -61,7 +61,13 @@ class InfoGAN(GAN):
         self.n_codes = n_cat + n_cont
         self.generator = Generator(nz, ngf, ngfc, ny=self.n_codes)
         self.discriminator = Discriminator(ndf, ndfc, ny=0)
-        self.q_head = nn.Linear(self.discriminator.n_features, self.n_codes)  # Q(c | x) on D's body
+        # Q(c | x) on D's body: FC 128 - BN - lReLU - FC (Chen et al. 2016, appendix C, MNIST)
+        self.q_head = nn.Sequential(
+            nn.Linear(self.discriminator.n_features, 128, bias=False),
+            nn.BatchNorm1d(128),
+            nn.LeakyReLU(0.2),
+            nn.Linear(128, self.n_codes),
+        )
         for m in (self.generator, self.discriminator, self.q_head):
             init_weights(m)
         self.add_noise_predictor(nz, 0, "discriminator")

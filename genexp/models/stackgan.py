@@ -10,6 +10,8 @@ A run goes through phases counted in epochs (so a checkpoint resumes in the righ
     [0, stage1_epochs)                       stage I alone
     [.., + stage2_epochs)                    stage II, stage I frozen (no gradient, BN statistics fixed)
     the remaining epochs                     joint: both stages, G1 also learning from D2 through G2
+(`stage2_epochs: null`: stage II to the end, no joint phase; the default, since on MNIST at a 10-minute
+budget the joint phase lowered val cond_acc from 0.976 to 0.92 and raised val FID from 3.8 to 5.8.)
 With `lambda_ent` > 0 the noise-predicting network Q (genexp.models.gan) reads the 28x28 image and
 predicts [z, z2] in the phases that make it (stage II and joint).
 """
@@ -88,12 +90,12 @@ class StackGAN(GAN):
         lambda_ent: float,
         q_body: str,
         stage1_epochs: int,
-        stage2_epochs: int,
+        stage2_epochs: int | None,
     ):
         super().__init__()
         number("model.nz2", nz2, 0, integer=True, hint="0: no stage-II noise")
         number("model.stage1_epochs", stage1_epochs, 0, integer=True)
-        number("model.stage2_epochs", stage2_epochs, 0, integer=True)
+        number("model.stage2_epochs", stage2_epochs, 0, integer=True, null=True, hint="null: no joint phase")
         self.save_hyperparameters()
         self.check_gan()
         self.stage1 = Generator(nz, ngf, ngfc, size=14)
@@ -110,7 +112,8 @@ class StackGAN(GAN):
         h = self.hparams
         if epoch < h.stage1_epochs:
             return "stage1"
-        return "stage2" if epoch < h.stage1_epochs + h.stage2_epochs else "joint"
+        joint = h.stage2_epochs is not None and epoch >= h.stage1_epochs + h.stage2_epochs
+        return "joint" if joint else "stage2"
 
     def on_fit_start(self) -> None:
         h = self.hparams
