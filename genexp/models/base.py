@@ -199,9 +199,9 @@ class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
         opt.step()
 
     def step_with_grads(self, opt, params, grads) -> None:
-        """One update of `opt` with gradients computed in closed form (no autograd graph, no backward:
-        the RBM's CD update at the plain loop's speed). DDP averages gradients in backward hooks, so
-        under DDP they are averaged over ranks here, in one all_reduce."""
+        """One update of `opt` with gradients computed in closed form (no autograd graph, no backward: the
+        RBM's CD update). DDP averages gradients in backward hooks, so under DDP they are averaged over
+        ranks here, in one all_reduce."""
         world = self.trainer.world_size
         if world > 1:
             flat = torch.cat([g.reshape(-1) for g in grads])
