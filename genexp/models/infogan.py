@@ -3,8 +3,9 @@ also takes a latent code c (an `n_cat`-way categorical code and `n_cont` continu
 and which maximises a lower bound on the mutual information I(c; G(z, c)) through an auxiliary
 network Q(c | x), a head on the discriminator's body (Chen et al. 2016, sec. 5 and 6):
 
-    L_I = E[ CE(Q_cat(G(z, c)), c_cat) + 0.5 ||c_cont - Q_cont(G(z, c))||^2 ]     (-log q: a Gaussian
-          with unit variance for the continuous codes, as the paper's "factored Gaussian")
+    L_I = E[ CE(Q_cat(G(z, c)), c_cat) + lambda_cont * 0.5 ||c_cont - Q_cont(G(z, c))||^2 ]   (-log q: a
+          Gaussian with unit variance for the continuous codes, the paper's "factored Gaussian"; a
+          smaller weight for them, as the paper advises, keeps them from taking over the digit identity)
     D phase:  d_cost + lambda_info * L_I on the phase's fakes   (D's body and the Q head learn c)
     G phase:  g_cost + lambda_info * L_I                         (G learns to make c recoverable)
 
@@ -37,6 +38,7 @@ class InfoGAN(GAN):
         n_cat: int,
         n_cont: int,
         lambda_info: float,
+        lambda_cont: float,
         ngf: int,
         ndf: int,
         ngfc: int,
@@ -55,6 +57,7 @@ class InfoGAN(GAN):
         number("model.n_cat", n_cat, 2, integer=True)
         number("model.n_cont", n_cont, 0, integer=True)
         number("model.lambda_info", lambda_info, 0)
+        number("model.lambda_cont", lambda_cont, 0)
         number("model.lr_g", lr_g, 0, low_open=True)
         self.save_hyperparameters()
         self.check_gan()
@@ -89,7 +92,7 @@ class InfoGAN(GAN):
         """L_I: -log q(c | x) of the codes a batch was generated with, from D's features of it."""
         out = self.q_head(features)
         nll = F.cross_entropy(out[:, : self.hparams.n_cat], c_cat)
-        return nll + 0.5 * (out[:, self.hparams.n_cat :] - c_cont).pow(2).sum(1).mean()
+        return nll + self.hparams.lambda_cont * 0.5 * (out[:, self.hparams.n_cat :] - c_cont).pow(2).sum(1).mean()
 
     @torch.no_grad()
     def infer_codes(self, x: torch.Tensor) -> torch.Tensor:
