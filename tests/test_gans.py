@@ -12,24 +12,9 @@ import torch
 from genexp.callbacks import CodePurity
 from genexp.metrics.sample_quality import class_histogram, within_class_diversity
 from genexp.nn.gan import noise_nll
-from tests.conftest import build_model
+from tests.conftest import build_model, quiet_trainer
 
 TINY = ["model.nz=8", "model.ngf=4", "model.ndf=4", "model.ngfc=16", "model.ndfc=16"]
-
-
-def _fit(model, dm, n_batches: int = 2, max_epochs: int = 1) -> pl.Trainer:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=max_epochs,
-        limit_train_batches=n_batches,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=dm)
-    return trainer
 
 
 # ---- stacked GAN ---------------------------------------------------------------------------------------
@@ -41,7 +26,7 @@ def test_stackgan_stages_have_their_shapes():
     assert torch.equal(m.sample(6, torch.arange(6) % 10, torch.Generator().manual_seed(0)), fine)
 
 
-def test_stackgan_schedule_freezes_stage_one_in_stage_two(fake_dm):
+def test_stackgan_schedule_freezes_stage_one_in_stage_two(fake_dm, tmp_path):
     """Epoch 0: stage I alone (stage II untouched); epoch 1: stage II with stage I frozen (weights and
     BatchNorm statistics unchanged, no gradient); epoch 2: joint (both change)."""
     m = build_model("stackgan", *TINY, "model.stage1_epochs=1", "model.stage2_epochs=1", "model.ema_decay=null")
@@ -51,10 +36,7 @@ def test_stackgan_schedule_freezes_stage_one_in_stage_two(fake_dm):
         def on_train_epoch_end(self, trainer, pl_module):
             snapshots.append({k: v.clone() for k, v in pl_module.state_dict().items()})
 
-    trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=3, limit_train_batches=2, limit_val_batches=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[Snap()],
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, [Snap()], max_epochs=3, limit_train_batches=2)
     start = {k: v.clone() for k, v in m.state_dict().items()}
     trainer.fit(m, datamodule=fake_dm)
     assert [m.phase(e) for e in range(3)] == ["stage1", "stage2", "joint"]
@@ -69,10 +51,10 @@ def test_stackgan_schedule_freezes_stage_one_in_stage_two(fake_dm):
     assert changed(e1, e2, "stage1.") and changed(e1, e2, "stage2.")
 
 
-def test_stackgan_refuses_too_few_epochs_for_stage_two(fake_dm):
+def test_stackgan_refuses_too_few_epochs_for_stage_two(fake_dm, tmp_path):
     m = build_model("stackgan", *TINY, "model.stage1_epochs=2")
     with pytest.raises(Exception, match="must be > model.stage1_epochs=2"):
-        _fit(m, fake_dm, max_epochs=2)
+        quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=2).fit(m, datamodule=fake_dm)
 
 
 # ---- the noise-predicting network Q ------------------------------------------------------------------------
@@ -97,7 +79,7 @@ def test_q_gets_gradients_from_the_entropy_term_only_when_switched_on(model, bod
     assert {id(p) for p in m.noise_q.parameters()} <= in_g
 
 
-def test_generator_loss_has_the_entropy_term_only_with_lambda_ent(fake_dm):
+def test_generator_loss_has_the_entropy_term_only_with_lambda_ent(fake_dm, tmp_path):
     """One training step each: the logged losses carry `ent` only when lambda_ent > 0, and Q moved."""
     outs = {}
     for lam in (0.0, 1.0):
@@ -109,11 +91,7 @@ def test_generator_loss_has_the_entropy_term_only_with_lambda_ent(fake_dm):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, got=got):
                 got.update(outputs)
 
-        trainer = pl.Trainer(
-            accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[Grab()],
-        )  # fmt: skip
-        trainer.fit(m, datamodule=fake_dm)
+        quiet_trainer(tmp_path, [Grab()], limit_train_batches=1).fit(m, datamodule=fake_dm)
         outs[lam] = got
         if q0 is not None:
             assert any(not torch.equal(a, b) for a, b in zip(q0, m.noise_q.parameters(), strict=True))
@@ -148,7 +126,7 @@ class _Loader:
         return len(self.batches)
 
 
-def test_infogan_trains_without_labels(fake_dm):
+def test_infogan_trains_without_labels(fake_dm, tmp_path):
     """Scrambled labels change nothing: InfoGAN's step never reads them."""
     finals = []
     for scramble in (False, True):
@@ -161,10 +139,7 @@ def test_infogan_trains_without_labels(fake_dm):
                 y = torch.randperm(10, generator=torch.Generator().manual_seed(5))[y] if scramble else y
                 return _Loader([(x[i : i + 16], y[i : i + 16]) for i in (0, 16)])
 
-        pl.Trainer(
-            accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False,
-        ).fit(m, datamodule=Batches())  # fmt: skip
+        quiet_trainer(tmp_path).fit(m, datamodule=Batches())
         finals.append(torch.cat([p.detach().flatten() for p in m.generator.parameters()]))
     assert torch.equal(*finals)
 
