@@ -32,7 +32,7 @@ date -u +"end %FT%TZ (exit $rc)" >> "$out/train.log"
 "$PY" -m genexp.summary "$runs" --title "$study" --out "$out/results.md" --json "$out/results.json" || true
 # the final pictures of the (first) run: last sample grid, last filters, chains, reconstructions, errors
 first=$(dirname "$(find "$runs" -name metrics.json | sort | head -1)")
-last() { find "$first/samples" -name "$1" 2>/dev/null | sort | tail -1; }
+last() { find "$first/samples" -name "$1" 2>/dev/null | sort | tail -1 || true; }
 for pair in "epoch_*.png:samples.png" "filters_epoch_*.png:filters.png" "negative_particles.png:negative_particles.png" \
             "reconstructions.png:reconstructions.png" "test_errors.png:test_errors.png" \
             "stages_epoch_*.png:stages.png" "codes_cont0_epoch_*.png:codes_cont0.png" "codes_cont1_epoch_*.png:codes_cont1.png"; do

@@ -178,15 +178,23 @@ class _CodeModel(pl.LightningModule):
 def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, noise, monkeypatch):
     x_tr, y_tr = fake_dm.split_tensors("train")
     x_te, y_te = fake_dm.split_tensors("test")
+    x_va, y_va = fake_dm.split_tensors("val")
     lookup = {
-        r.numpy().tobytes(): int(c) for r, c in zip(torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te]), strict=True)
+        r.numpy().tobytes(): int(c)
+        for r, c in zip(torch.cat([x_tr, x_va, x_te]), torch.cat([y_tr, y_va, y_te]), strict=True)
     }
     model = _CodeModel(lookup, torch.randperm(10, generator=torch.Generator().manual_seed(1)), noise)
     logged = {}
     monkeypatch.setattr("genexp.callbacks.evaluation._log", lambda m, metrics, prefix: logged.update(metrics))
     trainer = type("T", (), {"is_global_zero": True, "datamodule": fake_dm})()
     CodePurity(n_train=len(x_tr)).on_test_epoch_end(trainer, model)
+    # the val split at each epoch's end (broadcast from rank 0), what a choice of settings may look at
+    val = {}
+    monkeypatch.setattr(model, "log", lambda k, v, **kw: val.update({k: v}), raising=False)
+    trainer.strategy = type("S", (), {"broadcast": staticmethod(lambda obj, src=0: obj)})()
+    CodePurity(n_train=len(x_tr)).on_train_epoch_end(trainer, model)
     if noise:
-        assert logged["code_error"] > 0.5
+        assert logged["code_error"] > 0.5 and val["val/code_error"] > 0.5
     else:
         assert logged["code_error"] == 0.0 and logged["code_purity"] == 1.0 and logged["codes_used"] == 10
+        assert val == {"val/code_error": 0.0}

@@ -17,6 +17,7 @@ OUT=${OUT:-experiments/gpu/results}
 PY=${PY:-.venv/bin/python}
 export GENEXP_DATA_DIR=${GENEXP_DATA_DIR:-$PWD/../shared/data/mnist} PYTHONWARNINGS=ignore
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # absolute: the studies' copies below change directory
 if [ -n "${GPU_DRY:-}" ]; then
   dev=(trainer=cpu debug=smoke data=fake) ; on_device=() ; bench=(--device cpu --models rbm --seconds 0.5)
   export OMP_NUM_THREADS=1
@@ -46,6 +47,30 @@ if [ -n "${GPU_DRY:-}" ]; then bf16=(trainer=cpu) ; else bf16=(trainer=gpu train
 step bf16_all 100 "$PY" -m genexp -m "model=$models" "${bf16[@]}" debug=smoke logger=csv hydra.sweep.dir="$OUT/bf16_all"
 step multirun 70 "$PY" -m genexp -m model=rbm "${dev[@]}" seed=1,2 trainer.max_epochs=1 eval_size.ais_betas=2000 \
   logger=csv hydra.sweep.dir="$OUT/multirun"
+# the studies of issues 10 and 11 at once on the one GPU (each a Hydra multirun whose jobs run in parallel
+# processes: hydra/launcher=joblib_local), each job stopped by its time budget (then tested):
+#   infogan_paper: InfoGAN at the paper's widths, lambda_cont 1 and 0.1 x 3 seeds (6 jobs, 20 epochs);
+#   ssgan: the semi-supervised GAN's label sweep, N = 20, 50, 100, 200 x 3 seeds (12 jobs);
+#   ssgan_conv: its convolutional variant, N = 100 x 3 seeds (3 jobs).
+# Their tables (study.sh) and run dirs (no checkpoints) go to $OUT/studies.
+if [ -n "${GPU_DRY:-}" ]; then st=(trainer=cpu debug=smoke data=fake) ; else st=(trainer=gpu data.on_device=true) ; fi
+study_step() {  # study, jobs, time budget per job (s), step limit (s)
+  step "$1" "$4" experiments/"$1"/run.sh "${st[@]}" hydra/launcher=joblib_local hydra.launcher.n_jobs="$2" \
+    "$(max_time "$3")"
+}
+if [[ -z "${STEPS:-}" || " $STEPS " == *" studies "* ]]; then
+  STEPS="${STEPS:-} infogan_paper ssgan ssgan_conv"
+  study_step infogan_paper 6 "${STUDY_S:-270}" 400 &
+  study_step ssgan 12 "${STUDY_S:-270}" 400 &
+  study_step ssgan_conv 3 "${STUDY_S:-270}" 400 &
+  wait
+  for s in infogan_paper ssgan ssgan_conv; do
+    mkdir -p "$OUT/studies/$s/runs"
+    cp -r experiments/"$s"/. "$OUT/studies/$s/" 2>/dev/null
+    (cd outputs/studies && find "$s" \( -name '*.ckpt' -o -name wandb \) -prune -o -type f -print \
+      | tar -cf - -T - | tar -xf - -C "$OUT/studies/$s/runs" --strip-components=1) 2>/dev/null
+  done
+fi
 for d in rbm_b100 rbm_b20 cdcgan_chapter; do
   "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
 done

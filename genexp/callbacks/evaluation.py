@@ -91,10 +91,12 @@ class SampleQuality(pl.Callback):
 
 
 class CodePurity(pl.Callback):
-    """At test end, for a model with a categorical latent code (`infer_codes(x)` -> [B] ints, InfoGAN):
-    each code value is mapped to the digit most of its first `n_train` training images carry (majority
-    vote), and the test split labelled through that map: `test/code_error` (Chen et al. 2016 report 5%
-    on MNIST), `test/code_purity` (the map's accuracy on those training images) and `test/codes_used`."""
+    """For a model with a categorical latent code (`infer_codes(x)` -> [B] ints, InfoGAN): each code value
+    is mapped to the digit most of the first `n_train` training images with that code carry (majority
+    vote), and a split labelled through that map. At each training epoch's end the val split:
+    `val/code_error` (what a choice between InfoGAN settings may look at); at test end the test split:
+    `test/code_error` (Chen et al. 2016 report 5% on MNIST), `test/code_purity` (the map's accuracy on
+    those training images) and `test/codes_used`."""
 
     def __init__(self, n_train: int = 10000, batch_size: int = 1000):
         self.n_train, self.batch_size = n_train, batch_size
@@ -104,23 +106,34 @@ class CodePurity(pl.Callback):
         with eval_mode(pl_module):
             return torch.cat([pl_module.infer_codes(b.to(pl_module.device)).cpu() for b in x.split(self.batch_size)])
 
-    def on_test_epoch_end(self, trainer, pl_module):
-        if not hasattr(pl_module, "infer_codes") or not trainer.is_global_zero or trainer.datamodule is None:
-            return
-        dm = trainer.datamodule
-        (x_tr, y_tr), (x_te, y_te) = dm.split_tensors("train"), dm.split_tensors("test")
-        y_tr, y_te = (y.argmax(1) if y.ndim == 2 else y for y in (y_tr.cpu(), y_te.cpu()))
-        c_tr, c_te = self._codes(pl_module, x_tr[: self.n_train]), self._codes(pl_module, x_te)
-        n_codes, n_classes = int(max(c_tr.max(), c_te.max())) + 1, int(y_tr.max()) + 1
+    def _score(self, pl_module, dm, split: str) -> dict[str, float]:
+        (x_tr, y_tr), (x_ev, y_ev) = dm.split_tensors("train"), dm.split_tensors(split)
+        y_tr, y_ev = (y.argmax(1) if y.ndim == 2 else y for y in (y_tr.cpu(), y_ev.cpu()))
+        c_tr, c_ev = self._codes(pl_module, x_tr[: self.n_train]), self._codes(pl_module, x_ev)
+        n_codes, n_classes = int(max(c_tr.max(), c_ev.max())) + 1, int(y_tr.max()) + 1
         counts = torch.zeros(n_codes, n_classes, dtype=torch.long)
         counts.index_put_((c_tr, y_tr[: self.n_train]), torch.ones_like(c_tr), accumulate=True)
         to_digit = counts.argmax(1)  # a code no training image got maps to 0 (and counts as wrong)
-        metrics = {
-            "code_error": float((to_digit[c_te] != y_te).float().mean()),
+        return {
+            "code_error": float((to_digit[c_ev] != y_ev).float().mean()),
             "code_purity": float(counts.max(1).values.sum() / len(c_tr)),
             "codes_used": int((counts.sum(1) > 0).sum()),
         }
-        _log(pl_module, metrics, "test")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # a GAN has no validation_step (Lightning then skips the validation hooks): scored here, on rank 0,
+        # and broadcast so that every rank logs the same value
+        dm = trainer.datamodule
+        if not hasattr(pl_module, "infer_codes") or dm is None or not dm.hparams.get("val_size"):
+            return
+        metrics = self._score(pl_module, dm, "val") if trainer.is_global_zero else None
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        pl_module.log("val/code_error", metrics["code_error"])
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not hasattr(pl_module, "infer_codes") or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        _log(pl_module, self._score(pl_module, trainer.datamodule, "test"), "test")
 
 
 class LogLikelihood(pl.Callback):

@@ -35,21 +35,26 @@ class GAN(GenerativeModule):
     networks, then `add_noise_predictor` and `add_ema`."""
 
     min_batch_size = 2  # BatchNorm in G and D needs > 1 value per channel in a training batch
+    noise_q: nn.Module | None = None  # S-GAN's Q, made by `add_noise_predictor` when lambda_ent > 0
 
-    def check_gan(self, widths: tuple[str, ...] = ("ngf", "ndf", "ngfc", "ndfc")) -> None:
-        """The hyper-parameters every GAN takes (from `self.hparams`): one line per bad value."""
+    def check_gan(
+        self, widths: tuple[str, ...] = ("ngf", "ndf", "ngfc", "ndfc"), g_losses: tuple[str, ...] = G_LOSSES
+    ) -> None:
+        """The hyper-parameters every GAN takes (from `self.hparams`; d_steps, lambda_ent and q_body where
+        the model has them): one line per bad value."""
         h = self.hparams
         number("model.nz", h.nz, 1, integer=True)
         choice("model.noise", h.noise, NOISE)
-        for name in ("d_steps", *widths):
+        for name in (*(("d_steps",) if "d_steps" in h else ()), *widths):
             number(f"model.{name}", h[name], 1, integer=True)
-        choice("model.g_loss", h.g_loss, G_LOSSES)
+        choice("model.g_loss", h.g_loss, g_losses)
         number("model.lr", h.lr, 0, low_open=True)
         number("model.beta1", h.beta1, 0, 1, high_open=True)
         number("model.beta2", h.beta2, 0, 1, high_open=True)
         number("model.ema_decay", h.ema_decay, 0, 1, low_open=True, high_open=True, null=True, hint="null: no EMA")
-        number("model.lambda_ent", h.lambda_ent, 0, hint="0: no noise-predicting network")
-        choice("model.q_body", h.q_body, Q_BODIES)
+        if "lambda_ent" in h:
+            number("model.lambda_ent", h.lambda_ent, 0, hint="0: no noise-predicting network")
+            choice("model.q_body", h.q_body, Q_BODIES)
 
     # ---- building ------------------------------------------------------------------------------
     def add_noise_predictor(self, nz: int, ny: int, discriminator: str) -> None:
