@@ -8,6 +8,8 @@
 # experiments/STUDY/results.md and results.json with `python -m genexp.summary` (git commit, config,
 # feature-network hash, mean ± std over seeds), and copies the run's final pictures beside them.
 # One torch thread and `nice`: several studies share this 2-core machine (OpenMP contention).
+# PUBLISH_ONLY=1 experiments/study.sh STUDY: no training, only the table and pictures of the run dirs
+# already in outputs/studies/STUDY (e.g. fetched from a GPU machine, console log in train.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 study=$1; shift
@@ -16,6 +18,8 @@ runs=outputs/studies/$study
 mkdir -p "$out"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} GENEXP_DATA_DIR=${GENEXP_DATA_DIR:-$(realpath ../shared/data/mnist)}
 PY=${PY:-.venv/bin/python}
+rc=0
+if [ -z "${PUBLISH_ONLY:-}" ]; then
 rm -rf "$runs"
 if [ "${1:-}" = "-m" ]; then
   shift
@@ -26,9 +30,9 @@ else
   multirun=()
 fi
 date -u +"start %FT%TZ: python -m genexp ${multirun[*]} $*" > "$out/train.log"
-rc=0
 nice -n 10 "$PY" -m genexp "${multirun[@]}" "$@" "${dirs[@]}" >> "$out/train.log" 2>&1 || rc=$?
 date -u +"end %FT%TZ (exit $rc)" >> "$out/train.log"
+fi
 "$PY" -m genexp.summary "$runs" --title "$study" --out "$out/results.md" --json "$out/results.json" || true
 # the final pictures of the (first) run: last sample grid, last filters, chains, reconstructions, errors
 first=$(dirname "$(find "$runs" -name metrics.json | sort | head -1)")

@@ -55,6 +55,7 @@ class SSGAN(GAN):
         input_noise: float,
         hidden_noise: float,
         init_batch: int,
+        train_scale: bool,
         width: int,
         ngf: int,
         ngfc: int,
@@ -73,10 +74,10 @@ class SSGAN(GAN):
         self.save_hyperparameters()
         self.check_gan(widths=("width", "ngf", "ngfc"), g_losses=G_LOSSES)
         if arch == "mlp":
-            self.classifier = MLPClassifier(input_noise=input_noise, hidden_noise=hidden_noise)
+            self.classifier = MLPClassifier(input_noise=input_noise, hidden_noise=hidden_noise, train_scale=train_scale)
             self.generator = MLPGenerator(nz)
         else:
-            self.classifier = ConvClassifier(width, input_noise=input_noise)
+            self.classifier = ConvClassifier(width, input_noise=input_noise, train_scale=train_scale)
             self.generator = ConvGenerator(nz, ngf, ngfc)
         self.add_ema(generator=self.generator, classifier=self.classifier)
         self._labelled: tuple[torch.Tensor, torch.Tensor] | None = None

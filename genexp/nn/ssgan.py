@@ -82,6 +82,13 @@ def data_dependent_init(module: nn.Module, x: torch.Tensor) -> None:
             h.remove()
 
 
+def freeze_scales(module: nn.Module, train_scale: bool) -> None:
+    """Whether the weight-norm scales g of `module`'s layers learn (else they keep their initial values)."""
+    for m in module.modules():
+        if hasattr(m, "parametrizations"):
+            m.parametrizations.weight.original0.requires_grad_(train_scale)
+
+
 # ---- networks ---------------------------------------------------------------------------------------
 class GaussianNoise(nn.Module):
     """x + sigma * N(0, I) in training, x at evaluation (Salimans et al.'s regulariser of the MLP)."""
@@ -99,9 +106,13 @@ class MLPClassifier(nn.Module):
     train_mnist_feature_matching.py): Gaussian noise (sd `input_noise`, 0.3) on the 784 pixels, then
     weight-normalised ReLU layers 1000-500-250-250-250, each followed by noise (sd `hidden_noise`, 0.5),
     then K weight-normalised logits. `features` is the last hidden layer (before its noise): the layer
-    their feature matching uses."""
+    their feature matching uses. `train_scale=False`: the hidden layers' weight-norm scales g stay at their
+    data-dependent initial values (their DenseLayer's train_scale=False; only the output layer's g learns),
+    so the layers cannot grow their activations past the fixed noise."""
 
-    def __init__(self, widths=(1000, 500, 250, 250, 250), input_noise=0.3, hidden_noise=0.5, n_classes=10):
+    def __init__(
+        self, widths=(1000, 500, 250, 250, 250), input_noise=0.3, hidden_noise=0.5, n_classes=10, train_scale=False
+    ):
         super().__init__()
         layers, n_in = [GaussianNoise(input_noise)], 784
         for i, w in enumerate(widths):
@@ -111,6 +122,7 @@ class MLPClassifier(nn.Module):
             n_in = w
         self.body = nn.Sequential(*layers)
         self.head = nn.Sequential(GaussianNoise(hidden_noise), weight_norm(nn.Linear(n_in, n_classes)))
+        freeze_scales(self.body, train_scale)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.flatten(1))
@@ -124,7 +136,7 @@ class ConvClassifier(nn.Module):
     convolutions (28 -> 14 -> 7 -> 7, leaky ReLU) each followed by dropout, global mean pooling
     (`features`), K logits."""
 
-    def __init__(self, width=64, input_noise=0.3, dropout=0.2, n_classes=10):
+    def __init__(self, width=64, input_noise=0.3, dropout=0.2, n_classes=10, train_scale=False):
         super().__init__()
         w = width
         self.body = nn.Sequential(
@@ -141,6 +153,7 @@ class ConvClassifier(nn.Module):
             nn.Flatten(),
         )
         self.head = weight_norm(nn.Linear(2 * w, n_classes))
+        freeze_scales(self.body, train_scale)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
