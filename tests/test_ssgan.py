@@ -85,6 +85,23 @@ def test_labels_enter_only_through_the_labelled_subset(tmp_path, g_loss):
     assert any(not torch.equal(base[k], relabelled[k]) for k in base if base[k].is_floating_point())
 
 
+def test_fixed_weight_norm_scales_stay_fixed(tmp_path):
+    """train_scale=false: the hidden layers' g keep their data-dependent initial values through training
+    (the generator phase's freezing of the classifier must not switch them back on); the output's g learns."""
+    m = build_model("ssgan", "model.nz=8")
+    dm = _fake_dm()
+    scales = {}
+
+    class Grab(__import__("pytorch_lightning").Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:  # after the data-dependent init
+                scales.update({k: v.clone() for k, v in pl_module.classifier.state_dict().items() if "original0" in k})
+
+    quiet_trainer(tmp_path, [Grab()], max_epochs=1, limit_train_batches=3).fit(m, datamodule=dm)
+    after = {k: v for k, v in m.classifier.state_dict().items() if "original0" in k}
+    assert [k for k in after if not torch.equal(after[k], scales[k])] == ["head.1.parametrizations.weight.original0"]
+
+
 def test_baseline_trains_the_classifier_only(tmp_path):
     m = build_model("ssgan", "model.nz=8", "model.lambda_unsup=0")
     g0 = {k: v.clone() for k, v in m.generator.state_dict().items()}

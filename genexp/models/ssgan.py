@@ -145,6 +145,7 @@ class SSGAN(GAN):
 
         # 2. generator (not in the baseline), classifier frozen
         if h.lambda_unsup > 0:
+            trainable = [q for q in C.parameters() if q.requires_grad]  # not the fixed weight-norm scales
             C.requires_grad_(False)
             fake = self.generator(self.sample_noise(len(x)))
             if h.g_loss == "feature_matching":
@@ -152,7 +153,8 @@ class SSGAN(GAN):
             else:  # -log D(G(z)), D = sigmoid(logsumexp l)
                 losses["g_loss"] = F.softplus(-torch.logsumexp(C(fake), 1)).mean()
             self.step_optimizer(opt_g, losses["g_loss"])
-            C.requires_grad_(True)
+            for q in trainable:
+                q.requires_grad_(True)
         return self.after_generator_step(losses)
 
     def _evaluate(self, batch, split: str) -> None:
