@@ -155,6 +155,8 @@ COPIED = {
     "bench": ("experiments/bench/results.md", "experiments/bench/bench.py"),
     "gpu_bench": ("experiments/gpu/results/bench.md", "experiments/gpu/run.sh"),
     "gpu_epochs": ("experiments/gpu/results/epochs.md", "experiments/gpu/run.sh"),
+    "ssgan": ("experiments/ssgan/table.md", "experiments/ssgan/table.py"),
+    "likelihood": ("experiments/likelihood/results.md", "experiments/likelihood/table.py"),
 }
 
 

@@ -63,10 +63,10 @@ def test_iwae_bound_is_non_decreasing_in_k_on_a_trained_model(trained_vae):
     m, x = trained_vae
     torch.manual_seed(2)
     means, ses = [], []
-    for k in (1, 10, 100, 1000):
+    for k in (1, 10, 100, 400):
         with torch.no_grad():
-            runs = torch.stack([m.log_likelihood(x, k=k).mean() for _ in range(20)])
-        means.append(float(runs.mean())), ses.append(float(runs.std() / math.sqrt(20)))
+            runs = torch.stack([m.log_likelihood(x[:20], k=k).mean() for _ in range(10)])
+        means.append(float(runs.mean())), ses.append(float(runs.std() / math.sqrt(10)))
     for (a, sa), (b, sb) in zip(zip(means, ses, strict=True), zip(means[1:], ses[1:], strict=True), strict=False):
         assert b >= a - 3 * (sa + sb), means
     assert means[-1] > means[0] + 0.5, means  # importance sampling does tighten the bound

@@ -52,7 +52,9 @@ step multirun 70 "$PY" -m genexp -m model=rbm "${dev[@]}" seed=1,2 trainer.max_e
 #   infogan_paper: InfoGAN at the paper's widths, lambda_cont 1 and 0.1 x 3 seeds (6 jobs, 20 epochs);
 #   ssgan: the semi-supervised GAN's label sweep, N = 20, 50, 100, 200 x 3 seeds (12 jobs);
 #   ssgan_conv: its convolutional variant, N = 100 x 3 seeds (3 jobs).
-# Their tables (study.sh) and run dirs (no checkpoints) go to $OUT/studies.
+# Their tables (study.sh) and run dirs (no checkpoints) go to $OUT/studies.tgz.
+# Measured on the H100 (2026-11-26): 21 jobs at once made each ~6x slower than one alone (an SSGAN epoch
+# 45 s against 7.5 s: the processes time-share the GPU and 16 cores), so 4.5 min gave 6-11 epochs per job.
 if [ -n "${GPU_DRY:-}" ]; then st=(trainer=cpu debug=smoke data=fake) ; else st=(trainer=gpu data.on_device=true) ; fi
 study_step() {  # study, jobs, time budget per job (s), step limit (s)
   step "$1" "$4" experiments/"$1"/run.sh "${st[@]}" hydra/launcher=joblib_local hydra.launcher.n_jobs="$2" \
@@ -64,12 +66,11 @@ if [[ -z "${STEPS:-}" || " $STEPS " == *" studies "* ]]; then
   study_step ssgan 12 "${STUDY_S:-270}" 400 &
   study_step ssgan_conv 3 "${STUDY_S:-270}" 400 &
   wait
-  for s in infogan_paper ssgan ssgan_conv; do
-    mkdir -p "$OUT/studies/$s/runs"
-    cp -r experiments/"$s"/. "$OUT/studies/$s/" 2>/dev/null
-    (cd outputs/studies && find "$s" \( -name '*.ckpt' -o -name wandb \) -prune -o -type f -print \
-      | tar -cf - -T - | tar -xf - -C "$OUT/studies/$s/runs" --strip-components=1) 2>/dev/null
-  done
+  # one archive (the device tool brings back a limited number of files): the run dirs less checkpoints
+  # and W&B, and the studies' logs and tables; locally: tar -xzf studies.tgz, then
+  # PUBLISH_ONLY=1 experiments/study.sh <study> rebuilds each table with this checkout's provenance
+  tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/studies.tgz" outputs/studies/{infogan_paper,ssgan,ssgan_conv} \
+    experiments/{infogan_paper,ssgan,ssgan_conv}
 fi
 for d in rbm_b100 rbm_b20 cdcgan_chapter; do
   "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
