@@ -14,7 +14,6 @@ a row whose checkpoint is missing says so. Writes experiments/likelihood/results
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", help="rows to score (default: all)")
     args = p.parse_args(argv)
     results = {}
-    for name, label, study, options, train_bin, static, dynamic in ROWS:
+    for name, label, study, options, train_bin, _static, _dynamic in ROWS:
         if args.only and name not in args.only:
             continue
         r = score_row(study, options, args.n) if study else {"status": NOTES[name]}
@@ -88,7 +87,8 @@ def main(argv=None) -> int:
         if r is None:
             continue
         value = f"**{r['mean']:.2f}** ± {r['sem']:.2f} (n={r['n']})" if "mean" in r else r["status"]
-        kind = {"ais": "AIS (log Z estimate)", "bound": "IWAE bound, k = 5000", "exact": "exact"}.get(r.get("kind"), "-")
+        kinds = {"ais": "AIS (log Z estimate)", "bound": "IWAE bound, k = 5000", "exact": "exact"}
+        kind = kinds.get(r.get("kind"), "-")
         lines.append(f"| {label} | {kind} | {value} | {r['training binarization']} | {static} | {dynamic} |")
     text = "\n".join(lines) + "\n"
     print(text)
