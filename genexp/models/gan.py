@@ -35,7 +35,10 @@ class GAN(GenerativeModule):
     networks, then `add_noise_predictor` and `add_ema`."""
 
     min_batch_size = 2  # BatchNorm in G and D needs > 1 value per channel in a training batch
-    noise_q: nn.Module | None = None  # S-GAN's Q, made by `add_noise_predictor` when lambda_ent > 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise_q: nn.Module | None = None  # S-GAN's Q, made by `add_noise_predictor` when lambda_ent > 0
 
     def check_gan(
         self, widths: tuple[str, ...] = ("ngf", "ndf", "ngfc", "ndfc"), g_losses: tuple[str, ...] = G_LOSSES
