@@ -37,6 +37,11 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
+def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension (the prior p(z))."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x | logits) summed over the last dimension, stably (-BCE with logits)."""
     return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
@@ -108,7 +113,7 @@ class VAE(GenerativeModule):
             zd, mud, lvd = z.double(), mu.double(), logvar.double()
             log_w = (
                 bernoulli_log_likelihood(self.decode(z).double(), x.double())
-                + gaussian_log_density(zd, torch.zeros_like(zd), torch.zeros_like(zd))
+                + standard_normal_log_density(zd)
                 - gaussian_log_density(zd, mud, lvd)
             )  # [m, B]
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
