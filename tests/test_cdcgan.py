@@ -104,7 +104,7 @@ def test_constructor_takes_its_values_from_the_config_only():
         CDCGAN()
     with pytest.raises(Exception, match="nn_samples"):  # moved to SampleQuality(nn_samples=...)
         tiny("+model.nn_samples=50")
-    assert CDCGAN.val_metric == "val/fid_mnist_cnn" and CDCGAN.val_mode == "min"
+    assert CDCGAN.val_metric == "val/fid" and CDCGAN.val_mode == "min"
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_val_fid_is_logged_each_epoch_and_ranks_the_best_checkpoint(fake_dm, tmp
     ckpt = Checkpoint(dirpath=tmp_path, save_last=True, save_top_k=1, filename="best")
     trainer = _fit(model, fake_dm, n_batches=2, max_epochs=2, callbacks=[quality, Record(), ckpt])
     assert len(seen) == 2 and all(math.isfinite(v) and v >= 0 for v in seen)
-    assert ckpt.monitor == "val/fid_mnist_cnn" and ckpt.mode == "min"
+    assert ckpt.monitor == "val/fid" and ckpt.mode == "min"
     assert {p.name for p in tmp_path.glob("*.ckpt")} == {"best.ckpt", "last.ckpt"}
     assert float(ckpt.best_model_score) == pytest.approx(min(seen))
     trainer.test(model, datamodule=fake_dm, verbose=False)
@@ -279,7 +279,7 @@ def test_ddp_two_cpu_processes_draw_different_noise(genexp_cli, tmp_path):
     assert metrics["world_size"] == 2 and metrics["status"] == "finished"
     assert metrics["global_step"] == 3 * 3  # 3 batches x (2 D steps + 1 G step)
     assert 0.0 <= metrics["test/cond_acc"] <= 1.0 and "test/nn_ratio" in metrics
-    assert metrics["val_metric"]["name"] == "val/fid_mnist_cnn" and math.isfinite(metrics["val_metric"]["value"])
+    assert metrics["val_metric"]["name"] == "val/fid" and math.isfinite(metrics["val_metric"]["value"])
     z0, z1 = (torch.load(tmp_path / f"z_rank{r}.pt") for r in (0, 1))
     assert z0.shape == z1.shape == (16, 8) and not torch.allclose(z0, z1)
     assert (tmp_path / "samples" / "epoch_001.png").is_file()

@@ -17,11 +17,10 @@ import hydra
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from genexp import GenexpError
 from genexp.data import DataInfo, FakeDataModule, ImageDataModule, MNISTDataModule, load_mnist
-from genexp.data.mnist import FILES, parse_idx, write_idx
+from genexp.data.mnist import FASHION_MNIST, FILES, parse_idx, resolve_root, write_idx
 
 # ---- IDX ---------------------------------------------------------------------------------------
 
@@ -165,6 +164,79 @@ def test_failed_download_keeps_a_folder_that_was_there(tmp_path):
     with pytest.raises(GenexpError, match="download failed"):
         load_mnist(root, mirrors=["http://127.0.0.1:9/nothing-here/"])
     assert root.is_dir() and list(root.iterdir()) == []
+
+
+# ---- Fashion-MNIST: the same reader, its own files, folders and checksums -------------------------
+
+
+@pytest.fixture(scope="session")
+def fashion_root() -> Path:
+    folder = Path(FASHION_MNIST.system_dirs[0][0])
+    if not (folder / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.fail(f"Fashion-MNIST not found at {folder}: apt-get install dataset-fashion-mnist (.ci/run does)")
+    return folder
+
+
+def _links(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for p in src.glob("*.gz"):
+        (dst / p.name).symlink_to(p)
+    return dst
+
+
+def test_fashion_folders_in_order(fashion_root, tmp_path, monkeypatch):
+    """data.root, else $GENEXP_FASHION_MNIST_DIR, each only if it holds the files; then the package's folder."""
+    monkeypatch.delenv(FASHION_MNIST.env, raising=False)
+    assert resolve_root(None, "fashion_mnist") == fashion_root
+    assert resolve_root(tmp_path / "empty", "fashion_mnist") == fashion_root  # a named folder without the files
+    env = _links(fashion_root, tmp_path / "env")
+    monkeypatch.setenv(FASHION_MNIST.env, str(env))
+    assert resolve_root(None, "fashion_mnist") == env
+    named = _links(fashion_root, tmp_path / "named")
+    assert resolve_root(named, "fashion_mnist") == named
+    assert resolve_root(None, "mnist") != env  # MNIST keeps its own variable
+
+
+def test_fashion_missing_everywhere_is_one_line_naming_three_places(tmp_path, monkeypatch):
+    package = (str(tmp_path / "pkg"), "apt-get install dataset-fashion-mnist")
+    spec = dataclasses.replace(FASHION_MNIST, system_dirs=(package,))
+    monkeypatch.setenv(spec.env, str(tmp_path / "env"))
+    with pytest.raises(GenexpError) as e:
+        load_mnist(None, download_missing=False, dataset=spec)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("Fashion-MNIST files")
+    places = (str(tmp_path / "env"), "data.root", "$GENEXP_FASHION_MNIST_DIR", str(tmp_path / "pkg"), "apt-get install")
+    for place in places:
+        assert place in msg, place
+    with pytest.raises(GenexpError, match="data.dataset='kmnist': must be one of mnist, fashion_mnist"):
+        MNISTDataModule(dataset="kmnist")
+
+
+@pytest.mark.slow
+def test_fashion_download_verifies_its_own_checksums(fashion_root, mnist_root, tmp_path):
+    root, spec = tmp_path / "data", dataclasses.replace(FASHION_MNIST, system_dirs=())  # not the package's copy
+    with _Server(fashion_root) as server:
+        arrays = load_mnist(root, mirrors=[server.url], dataset=spec)
+    assert arrays["train_images"].shape == (60000, 28, 28) and sorted(p.name for p in root.iterdir()) == sorted(
+        f"{stem}.gz" for stem, _, _ in FASHION_MNIST.files.values()
+    )
+    with _Server(mnist_root) as server, pytest.raises(GenexpError, match="md5"):  # MNIST's files are not Fashion's
+        load_mnist(tmp_path / "other", mirrors=[server.url], dataset=spec)
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_fashion_info_from_the_data_config(fashion_root):
+    from tests.conftest import compose_config
+
+    dm = hydra.utils.instantiate(compose_config("data=fashion_mnist").data, _convert_="all")
+    dm.setup()
+    info = dm.info
+    assert (info.name, info.n_classes, info.feature_net) == ("fashion_mnist", 10, "fashion_cnn")
+    assert info.class_names[0] == "T-shirt/top" and info.class_names[9] == "Ankle boot"
+    assert abs(info.mean_pixel - 0.2860) < 0.002  # Fashion-MNIST's mean grey level (0.2860 over the 60k)
+    x, y = dm.split_tensors("test")
+    assert x.shape == (10000, 1, 28, 28) and torch.bincount(y).tolist() == [1000] * 10
 
 
 # ---- datamodule ---------------------------------------------------------------------------------
@@ -447,8 +519,9 @@ def test_fake_bad_values_are_one_clear_line(kwargs, match):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "data").glob("*.yaml")))
 def test_data_configs_are_constructor_arguments(name):
     """Every key of every data yaml is a constructor argument (instantiate would fail otherwise)."""
-    data = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
-    cfg = OmegaConf.create({"seed": 3, "data": data})  # ${seed} resolves against the root, as in config.yaml
+    from tests.conftest import compose_config
+
+    cfg = compose_config(f"data={name}", "seed=3")  # with the yaml's own defaults (fashion_mnist: mnist's)
     dm = hydra.utils.instantiate(cfg.data, _convert_="all")
     assert isinstance(dm, ImageDataModule) and dm.name == name and dm.hparams.seed == 3
     assert set(cfg.data) - {"_target_"} <= set(dm.hparams)

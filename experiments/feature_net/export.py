@@ -70,7 +70,7 @@ def main() -> None:
             "versions": metrics["versions"],
         },
         "data": {
-            "dataset": data["_target_"].rsplit(".", 1)[-1],
+            "dataset": data.get("dataset", data["_target_"].rsplit(".", 1)[-1]),
             "train": f"official training set minus a val split of {data['val_size']} (split_seed {data['split_seed']})",
             "test": "official test set",
         },

@@ -31,7 +31,9 @@ class SampleQuality(pl.Callback):
     """Score `n_samples` samples (balanced labels, seeded) against the real split on the features of
     the shipped network `feature_net`: `fid_<feature_net>`, cond_acc (conditional models), class
     fractions and modes covered, k-NN precision/recall; at test end against the test split, and (when
-    `val_samples` > 0) at each training epoch's end against the val split, so a GAN has a validation metric.
+    `val_samples` > 0) at each training epoch's end against the val split, so a GAN has a validation metric
+    (`val/fid`: that FID whatever the dataset's network; conf/eval/generative.yaml takes `feature_net`
+    from the data config).
     `nn_samples` > 0 adds the nearest-training-neighbour check (are samples copies?)."""
 
     def __init__(
@@ -82,7 +84,9 @@ class SampleQuality(pl.Callback):
         metrics = self._score(trainer, pl_module, "val", self.val_samples) if trainer.is_global_zero else None
         # the same monitored value on every rank: a checkpoint callback that ranks on rank 0 only would
         # make the ranks' collective calls differ (a DDP deadlock)
-        for k, v in trainer.strategy.broadcast(metrics, src=0).items():
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        # val/fid: the same number under a name that does not depend on the dataset, the GANs' val_metric
+        for k, v in {**metrics, "fid": metrics[f"fid_{self.feature_net}"]}.items():
             pl_module.log(f"val/{k}", float(v))
 
     def on_test_epoch_end(self, trainer, pl_module):

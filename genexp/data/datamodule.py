@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from genexp import GenexpError
 from genexp.data.info import DataInfo
-from genexp.data.mnist import MIRRORS, load_mnist, resolve_root
+from genexp.data.mnist import load_mnist, resolve_root, spec_of
 from genexp.validate import number
 
 BINARIZE = ("none", "static", "dynamic", "threshold")
@@ -163,8 +163,11 @@ class ImageDataModule(pl.LightningDataModule):
         labelled_seed: int = 0,
         one_hot: bool = False,
         on_device: bool = False,
+        feature_net: str = "mnist_cnn",
         seed: int = 0,
     ):
+        """feature_net: the shipped feature network of this dataset (genexp.metrics.features) that the
+        sample metrics use (conf/eval/generative.yaml reads it as ${data.feature_net})."""
         super().__init__()
         pool, k = self.train_pool, len(self.class_names)
         if binarize not in BINARIZE:
@@ -243,6 +246,7 @@ class ImageDataModule(pl.LightningDataModule):
             class_names=tuple(self.class_names),
             mean_pixel=float(train_x.sum(dtype=torch.int64)) / (255.0 * max(train_x.numel(), 1)),  # no float copy
             binary=self.hparams.binarize != "none",
+            feature_net=self.hparams.feature_net,
         )
         if self.hparams.binarize in ("static", "threshold"):
             for i, name in enumerate(splits):
@@ -394,24 +398,34 @@ class ImageDataModule(pl.LightningDataModule):
 
 
 class MNISTDataModule(ImageDataModule):
-    """The official MNIST IDX files (found, or downloaded and verified, under `root`)."""
+    """A dataset in the official MNIST IDX layout (`dataset`: mnist | fashion_mnist, genexp.data.mnist),
+    found, or downloaded and verified, where `resolve_root` finds it."""
 
-    name = "mnist"
     train_pool = 60000
 
     def __init__(
         self,
         root: str | None = None,
         download: bool = True,
-        mirrors: list[str] | tuple[str, ...] = MIRRORS,
+        mirrors: list[str] | tuple[str, ...] | None = None,
+        dataset: str = "mnist",
+        class_names: list[str] | None = None,
         **common,
     ):
-        """`common`: ImageDataModule's arguments (batch_size, binarize, val_size, ...)."""
+        """`mirrors`: null for the dataset's official ones; `class_names`: null for 0..9 (shown in pictures);
+        `common`: ImageDataModule's arguments (batch_size, binarize, val_size, feature_net, ...)."""
+        spec = spec_of(dataset)  # an unknown dataset fails here, in one line
+        self.name = dataset
+        if class_names is not None:
+            self.class_names = tuple(str(c) for c in class_names)
+            if len(self.class_names) != 10:
+                raise GenexpError(f"data.class_names has {len(self.class_names)} names: {spec.title} has 10 classes")
         super().__init__(**common)
-        self.root = resolve_root(root)
+        self.root = resolve_root(root, spec)
 
     def prepare_data(self):
-        load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)
+        self.load_arrays()
 
     def load_arrays(self) -> dict[str, np.ndarray]:
-        return load_mnist(self.root, download_missing=self.hparams.download, mirrors=self.hparams.mirrors)
+        hp = self.hparams
+        return load_mnist(self.root, download_missing=hp.download, mirrors=hp.mirrors, dataset=hp.dataset)

@@ -21,3 +21,4 @@ class DataInfo:
     class_names: tuple[str, ...]
     mean_pixel: float
     binary: bool
+    feature_net: str = "mnist_cnn"  # the shipped feature network of the sample metrics on this dataset

@@ -1,4 +1,4 @@
-"""MNIST in its official IDX format: read with numpy, verify, download with checksums.
+"""MNIST (and Fashion-MNIST) in the official IDX format: read with numpy, verify, download with checksums.
 
 IDX (LeCun et al., http://yann.lecun.com/exdb/mnist/): a big-endian header
 `0x00 0x00 <dtype=0x08 (uint8)> <ndim>` followed by ndim uint32 sizes, then the data.
@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,27 +24,94 @@ from genexp import GenexpError
 
 log = logging.getLogger(__name__)
 
-# md5 of the *decompressed* content, so an official .gz and a recompressed copy both verify
-# (see ../shared/data/mnist/README.md). Sizes are (count, *dims).
-FILES = {
-    "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
-    "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", (60000,)),
-    "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
-    "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", (10000,)),
-}
 
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
+@dataclass(frozen=True)
+class IDXSet:
+    """One dataset in MNIST's four-file IDX layout: where its files come from and how they verify.
+
+    files: key -> (file stem, md5 of the *decompressed* content, shape (count, *dims)), so an official
+        .gz and a recompressed (or raw) copy both verify.
+    env: the environment variable naming its folder; system_dirs: folders a system package fills
+        (searched after data.root / env); default_dir: where it is downloaded when nothing names a folder.
+    """
+
+    title: str
+    files: dict[str, tuple[str, str, tuple[int, ...]]]
+    mirrors: tuple[str, ...]
+    env: str
+    default_dir: str
+    system_dirs: tuple[tuple[str, str], ...] = ()  # (folder, how to get it there)
+
+
+MNIST = IDXSet(
+    title="MNIST",
+    files={
+        "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
+        "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", (60000,)),
+        "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
+        "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", (10000,)),
+    },  # (see ../shared/data/mnist/README.md)
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    env="GENEXP_DATA_DIR",
+    default_dir="data",
 )
+# Fashion-MNIST (Xiao et al. 2017, github.com/zalandoresearch/fashion-mnist): the same names and shapes;
+# md5s of the decompressed official files (the Debian package dataset-fashion-mnist ships them).
+FASHION_MNIST = IDXSet(
+    title="Fashion-MNIST",
+    files={
+        "train_images": ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28)),
+        "train_labels": ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9", (60000,)),
+        "test_images": ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28)),
+        "test_labels": ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965", (10000,)),
+    },
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    env="GENEXP_FASHION_MNIST_DIR",
+    default_dir="data/fashion_mnist",
+    system_dirs=(("/usr/share/datasets/fashion-mnist", "apt-get install dataset-fashion-mnist"),),
+)
+DATASETS = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}
+FILES, MIRRORS = MNIST.files, MNIST.mirrors
 
 
-def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """data.root, else $GENEXP_DATA_DIR, else ./data."""
+def spec_of(dataset: str | IDXSet) -> IDXSet:
+    if isinstance(dataset, IDXSet):
+        return dataset
+    if dataset not in DATASETS:
+        raise GenexpError(f"data.dataset={dataset!r}: must be one of {', '.join(DATASETS)}")
+    return DATASETS[dataset]
+
+
+def _complete(folder: Path, spec: IDXSet) -> bool:
+    return all(_find(folder, stem) for stem, _, _ in spec.files.values())
+
+
+def resolve_root(root: str | os.PathLike | None = None, dataset: str | IDXSet = "mnist") -> Path:
+    """The folder of the dataset's files: data.root, else $<env>; then its system folders (a package's
+    copy) if that one lacks them; else the folder to download into (data.root, $<env>, default_dir)."""
+    spec = spec_of(dataset)
     if root is None or str(root) == "":
-        root = os.environ.get("GENEXP_DATA_DIR") or "data"
-    return Path(root).expanduser().resolve()
+        root = os.environ.get(spec.env) or None
+    named = Path(root).expanduser().resolve() if root is not None else None
+    for folder in ([named] if named else []) + [Path(d) for d, _ in spec.system_dirs]:
+        if _complete(folder, spec):
+            return folder
+    return named or Path(spec.default_dir).resolve()
+
+
+def _places(root: Path, spec: IDXSet) -> str:
+    """Where a dataset's files were looked for, for an error message."""
+    env = os.environ.get(spec.env)
+    places = [f"{root} (data.root, else ${spec.env}{'=' + env if env else ' (unset)'}, else ./{spec.default_dir})"]
+    places += [f"{d} ({how})" for d, how in spec.system_dirs]
+    return "; ".join(places)
 
 
 # The largest IDX content read (decompressed): MNIST's biggest file is 47 MB; a header or a gzip stream
@@ -135,15 +203,17 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:400] if text else ''}"
 
 
-def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int = 2) -> None:
+def download(root: Path, mirrors=None, timeout: float = 30.0, attempts: int = 2, dataset="mnist") -> None:
     """Fetch the missing files into root, trying each mirror in turn (`attempts` times each).
 
     Each file goes to a temporary folder inside root (pooch itself writes to a temp name), is
     verified, and only then renamed into place, so root never holds a partial or unverified file.
     """
+    spec = spec_of(dataset)
+    mirrors = spec.mirrors if mirrors is None else mirrors
     created = not root.exists()  # a folder this call made is removed again if nothing could be put in it
     root.mkdir(parents=True, exist_ok=True)
-    for stem, md5, shape in FILES.values():
+    for stem, md5, shape in spec.files.values():
         if _find(root, stem):
             continue
         errors = []
@@ -171,20 +241,37 @@ def download(root: Path, mirrors=MIRRORS, timeout: float = 30.0, attempts: int =
             if created and not any(root.iterdir()):
                 root.rmdir()
             raise GenexpError(
-                f"MNIST file {stem} not found in {root} and its download failed ({tried}); put the four "
-                "official IDX files (.gz or raw) there, or point data.root / GENEXP_DATA_DIR at them"
+                f"{spec.title} file {stem} not found in {_places(root, spec)}, and its download failed ({tried}); "
+                f"put the four official IDX files (.gz or raw) in one of them, or point data.root / {spec.env} at them"
             )
 
 
-def load_mnist(root=None, download_missing: bool = True, mirrors=MIRRORS) -> dict[str, np.ndarray]:
-    """The four arrays (uint8), verified. Downloads what is missing unless download_missing=False."""
-    root = resolve_root(root)
-    missing = [stem for stem, _, _ in FILES.values() if _find(root, stem) is None]
+def load_mnist(root=None, download_missing: bool = True, mirrors=None, dataset="mnist") -> dict[str, np.ndarray]:
+    """The four arrays (uint8) of `dataset` (mnist | fashion_mnist), verified; `root` as `resolve_root`
+    finds it. Downloads what is missing unless download_missing=False."""
+    spec = spec_of(dataset)
+    root = resolve_root(root, spec)
+    missing = [stem for stem, _, _ in spec.files.values() if _find(root, stem) is None]
     if missing and download_missing:
-        download(root, mirrors)
+        download(root, mirrors, dataset=spec)
     elif missing:
         raise GenexpError(
-            f"MNIST files {missing} not found in {root}; set data.root or GENEXP_DATA_DIR to a folder "
-            "holding the official IDX files (.gz or raw), or allow data.download=true"
+            f"{spec.title} files {missing} not found in {_places(root, spec)}; set data.root or {spec.env} to a "
+            "folder holding the official IDX files (.gz or raw), or allow data.download=true"
         )
-    return {key: read_verified(_find(root, stem), md5, shape) for key, (stem, md5, shape) in FILES.items()}
+    return {key: _read_once(_find(root, stem), md5, shape) for key, (stem, md5, shape) in spec.files.items()}
+
+
+_READ: dict[tuple, np.ndarray] = {}
+
+
+def _read_once(path: Path, md5: str, shape: tuple[int, ...]) -> np.ndarray:
+    """read_verified, once per process for a file unchanged since (path, size, mtime): tests and sweeps
+    set up many datamodules, and decompressing and hashing 47 MB each time is most of a small run."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, md5)
+    if key not in _READ:
+        array = read_verified(path, md5, shape)
+        array.flags.writeable = False  # shared: setup() copies before use
+        _READ[key] = array
+    return _READ[key]

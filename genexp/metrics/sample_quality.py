@@ -150,3 +150,26 @@ def nearest_neighbour_check(
         "nn_ratio": med_fake / med_real,
         "copy_frac": (d_fake < threshold).float().mean().item(),
     }
+
+
+def real_data_floor(dm, feature_net: str, n: int = 10000) -> dict[str, float]:
+    """What a perfect generator would score: `n` held-out real images (the val split of a set-up
+    datamodule, never trained on) against the test split, as SampleQuality scores samples (the same
+    features of the shipped `feature_net`, `frechet_distance`, k-NN precision/recall), and the
+    nearest-training-neighbour distances of held-out reals (what "not copies" looks like)."""
+    from genexp.metrics.features import load_feature_net  # the metrics' network, loaded on use
+
+    train, val, test = (dm.split_tensors(s)[0] for s in ("train", "val", "test"))
+    clf = load_feature_net(feature_net)
+    f_test, _ = classify(clf, test[:n])
+    f_val, _ = classify(clf, val[:n])
+    precision, recall = knn_precision_recall(f_test, f_val)
+    nn = nearest_neighbour_check(val[:1000], train, test[:1000])
+    return {
+        f"fid_{feature_net}_floor": frechet_distance(f_test, f_val),
+        "precision": precision,
+        "recall": recall,
+        **{f"val_{k}": v for k, v in nn.items()},
+        "n_real": len(f_val),
+        "n_test": len(f_test),
+    }

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class CDCGAN(GAN):
     is_conditional = True
     needs_labels = True
-    val_metric, val_mode = "val/fid_mnist_cnn", "min"  # from the SampleQuality callback on the val split
+    val_metric, val_mode = "val/fid", "min"  # from the SampleQuality callback on the val split
 
     def __init__(
         self,

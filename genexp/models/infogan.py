@@ -28,7 +28,7 @@ from genexp.validate import number
 class InfoGAN(GAN):
     is_conditional = False
     needs_labels = False
-    val_metric, val_mode = "val/fid_mnist_cnn", "min"
+    val_metric, val_mode = "val/fid", "min"
 
     def __init__(
         self,

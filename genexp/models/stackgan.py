@@ -69,7 +69,7 @@ class Refiner(nn.Module):
 class StackGAN(GAN):
     is_conditional = True
     needs_labels = True
-    val_metric, val_mode = "val/fid_mnist_cnn", "min"  # of the 28x28 images: meaningful from stage II on
+    val_metric, val_mode = "val/fid", "min"  # of the 28x28 images: meaningful from stage II on
 
     def __init__(
         self,

@@ -14,7 +14,9 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
 class SmallCNN(nn.Module):
     """conv-conv-pool-conv-conv-pool-fc: [B, 1, 28, 28] -> features [B, n_features] -> logits [B, n_classes].
 
-    `mean_pixel` centres the input (the training set's mean grey level, from the data config)."""
+    `mean_pixel` is a fixed offset of the input (MNIST's mean grey level, the same for every dataset: the
+    first BatchNorm absorbs any constant, and a shipped network must be loaded with the offset it was
+    trained with, which its recorded `arch` gives when it is not this default)."""
 
     def __init__(
         self, channels: int, n_features: int, dropout: float, n_classes: int = 10, mean_pixel: float = 0.1307
