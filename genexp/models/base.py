@@ -192,6 +192,15 @@ class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
         if self.trainer is not None and self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
+    def cosine_factor(self, batch_idx: int, first_epoch: int = 0) -> float:
+        """0.5 (1 + cos(pi t / T)): a cosine decay from 1 to 0 over epochs first_epoch .. max_epochs - 1
+        (Loshchilov & Hutter 2017), t the batch's position in them; a function of the epoch and batch only,
+        so a resumed run continues it exactly."""
+        n_batches = max(1, int(self.trainer.num_training_batches))
+        total = max(1, (self.trainer.max_epochs - first_epoch) * n_batches)
+        t = (self.current_epoch - first_epoch) * n_batches + batch_idx
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0), total) / total))
+
     def step_optimizer(self, opt, loss: torch.Tensor) -> None:
         """zero_grad -> manual_backward -> step: one update of one optimizer."""
         opt.zero_grad(set_to_none=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 
 import torch
 import torch.nn.functional as F
@@ -192,12 +191,8 @@ class DBN(GenerativeModule):
         return opts
 
     def cosine_lr(self, batch_idx: int) -> float:
-        """Fine-tuning lr: cosine decay to 0 over the fine-tuning epochs (Loshchilov & Hutter 2017), a
-        function of the epoch and batch only, so it resumes exactly."""
-        n_batches = max(1, int(self.trainer.num_training_batches))
-        total = max(1, (self.trainer.max_epochs - self.n_pretrain_epochs) * n_batches)
-        t = (self.current_epoch - self.n_pretrain_epochs) * n_batches + batch_idx
-        return self.hparams.finetune_lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
+        """Fine-tuning lr: cosine decay to 0 over the fine-tuning epochs (`cosine_factor`)."""
+        return self.hparams.finetune_lr * self.cosine_factor(batch_idx, self.n_pretrain_epochs)
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):

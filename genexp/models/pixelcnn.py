@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genexp.models.base import GenerativeModule
-from genexp.validate import fail, number
+from genexp.validate import fail, flag, number
 
 SIDE = 28
 
@@ -88,7 +88,9 @@ class PixelCNN(GenerativeModule):
     val_metric, val_mode = "val/nll", "min"  # nats per image on the val split (binarized as trained)
     likelihood_kind = "exact"
 
-    def __init__(self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float):
+    def __init__(
+        self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool
+    ):
         super().__init__()
         number("model.h", h, 1, integer=True, hint="the residual blocks are 2h wide")
         number("model.n_blocks", n_blocks, 0, integer=True)
@@ -98,6 +100,7 @@ class PixelCNN(GenerativeModule):
         number("model.head", head, 1, integer=True)
         number("model.n_classes", n_classes, 0, integer=True, hint="0: unconditional")
         number("model.lr", lr, 0, low_open=True)
+        flag("model.cosine", cosine)
         self.save_hyperparameters()
         self.is_conditional = self.needs_labels = n_classes > 0
         self.conv_in = MaskedConv2d(1, 2 * h, first_kernel, "A")
@@ -199,7 +202,11 @@ class PixelCNN(GenerativeModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._nll(batch).mean()  # nats per image; binary x (data.binarize=dynamic)
-        self.step_optimizer(self.optimizers(), loss)
+        opt = self.optimizers()
+        if self.hparams.cosine:  # decay to 0 over trainer.max_epochs: most of a short budget's last nats
+            for group in opt.param_groups:
+                group["lr"] = self.hparams.lr * self.cosine_factor(batch_idx)
+        self.step_optimizer(opt, loss)
         self.gen_step += 1
         self.log_epoch_mean("train/nll", loss.detach())
         return {"loss": loss.detach()}
