@@ -21,6 +21,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 # sha256 of each shipped weights file: a different file (edited, truncated, re-trained) is refused
 SHA256 = {
     "mnist_cnn": "616289be10d9fe08d378726c48d3a2380b326a2d3c3599736350586455be2e01",
+    "fashion_cnn": "af76f5fbd378476ab968324401b860e5827c789158f357de98f1be1d8782a0f6",  # data=fashion_mnist
 }
 _LOADED: dict[tuple[str, str], SmallCNN] = {}
 
