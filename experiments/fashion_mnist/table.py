@@ -94,7 +94,8 @@ def main() -> int:
         "thread per job, two at a time on 2 cores) and the same presets on MNIST (`experiments/defaults`).",
         f"FIDs and cond_acc use each dataset's shipped feature network: `fashion_cnn` (test accuracy "
         f"{net['test_acc']:.2%}) on Fashion-MNIST, `mnist_cnn` on MNIST, so the two columns' FIDs are on",
-        "different scales; the floor is 10k held-out real images against the test set.",
+        'different scales; the floor is 10k held-out real images against the test set. MNIST "-": not',
+        "recorded by the default runs. Wall times are upper bounds (other jobs shared the cores).",
         "",
     ]
     text = "\n".join(head + lines) + "\n"

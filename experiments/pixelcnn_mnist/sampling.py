@@ -65,8 +65,9 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     write_atomic(args.out / "sampling.md", text)
-    write_json({"same_images": same, "rows": [dict(zip(("sampler", "batch", "samples_per_s"), r)) for r in rows]},
-               args.out / "sampling.json")  # fmt: skip
+    keys = ("sampler", "batch", "samples_per_s")
+    record = {"same_images": same, "rows": [dict(zip(keys, r, strict=True)) for r in rows]}
+    write_json(record, args.out / "sampling.json")
     return 0 if same else 1
 
 
