@@ -88,9 +88,7 @@ class PixelCNN(GenerativeModule):
     val_metric, val_mode = "val/nll", "min"  # nats per image on the val split (binarized as trained)
     likelihood_kind = "exact"
 
-    def __init__(
-        self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool
-    ):
+    def __init__(self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool):
         super().__init__()
         number("model.h", h, 1, integer=True, hint="the residual blocks are 2h wide")
         number("model.n_blocks", n_blocks, 0, integer=True)
