@@ -12,6 +12,8 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
+from genexp.metrics.features import load_feature_net
+
 
 @torch.no_grad()
 def generate(model, n: int, batch_size: int = 500, seed: int = 0, progress: bool = True):
@@ -157,8 +159,6 @@ def real_data_floor(dm, feature_net: str, n: int = 10000) -> dict[str, float]:
     datamodule, never trained on) against the test split, as SampleQuality scores samples (the same
     features of the shipped `feature_net`, `frechet_distance`, k-NN precision/recall), and the
     nearest-training-neighbour distances of held-out reals (what "not copies" looks like)."""
-    from genexp.metrics.features import load_feature_net  # the metrics' network, loaded on use
-
     train, val, test = (dm.split_tensors(s)[0] for s in ("train", "val", "test"))
     clf = load_feature_net(feature_net)
     f_test, _ = classify(clf, test[:n])
