@@ -43,14 +43,28 @@ class IDXSet:
     system_dirs: tuple[tuple[str, str], ...] = ()  # (folder, how to get it there)
 
 
+# MNIST's four files (key, stem, shape): Fashion-MNIST uses the same names and shapes
+LAYOUT = (
+    ("train_images", "train-images-idx3-ubyte", (60000, 28, 28)),
+    ("train_labels", "train-labels-idx1-ubyte", (60000,)),
+    ("test_images", "t10k-images-idx3-ubyte", (10000, 28, 28)),
+    ("test_labels", "t10k-labels-idx1-ubyte", (10000,)),
+)
+
+
+def _files(*md5s: str) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+    """IDXSet.files of the MNIST layout, given the four md5s in LAYOUT's order."""
+    return {key: (stem, md5, shape) for (key, stem, shape), md5 in zip(LAYOUT, md5s, strict=True)}
+
+
 MNIST = IDXSet(
     title="MNIST",
-    files={
-        "train_images": ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
-        "train_labels": ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624", (60000,)),
-        "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
-        "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637", (10000,)),
-    },  # (see ../shared/data/mnist/README.md)
+    files=_files(  # (see ../shared/data/mnist/README.md)
+        "6bbc9ace898e44ae57da46a324031adb",
+        "a25bea736e30d166cdddb491f175f624",
+        "2646ac647ad5339dbf082846283269ea",
+        "27ae3e4e09519cfbb04c329615203637",
+    ),
     mirrors=(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -59,16 +73,16 @@ MNIST = IDXSet(
     env="GENEXP_DATA_DIR",
     default_dir="data",
 )
-# Fashion-MNIST (Xiao et al. 2017, github.com/zalandoresearch/fashion-mnist): the same names and shapes;
-# md5s of the decompressed official files (the Debian package dataset-fashion-mnist ships them).
+# Fashion-MNIST (Xiao et al. 2017, github.com/zalandoresearch/fashion-mnist): md5s of the decompressed
+# official files (the Debian package dataset-fashion-mnist ships them).
 FASHION_MNIST = IDXSet(
     title="Fashion-MNIST",
-    files={
-        "train_images": ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28)),
-        "train_labels": ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9", (60000,)),
-        "test_images": ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28)),
-        "test_labels": ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965", (10000,)),
-    },
+    files=_files(
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "9018921c3c673c538a1fc5bad174d6f9",
+        "8181f5470baa50b63fa0f6fddb340f0a",
+        "15d484375f8d13e6eb1aabb0c3f46965",
+    ),
     mirrors=(
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
