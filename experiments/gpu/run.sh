@@ -33,7 +33,8 @@ step() {  # name, time limit (s), then the command; its console log and exit cod
   timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "$name: exit $? in $(( SECONDS - start )) s" | tee -a "$OUT/steps.txt"
 }
-max_time() { printf '+trainer.max_time=00:00:%02d:%02d' "$(( $1 / 60 ))" "$(( $1 % 60 ))"; }  # from seconds
+hms() { printf '00:00:%02d:%02d' "$(( $1 / 60 ))" "$(( $1 % 60 ))"; }  # Lightning's max_time from seconds
+max_time() { echo "+trainer.max_time=$(hms "$1")"; }
 
 step bench 220 "$PY" experiments/bench/bench.py "${bench[@]}" --repeats 1 --out "$OUT"
 step rbm_b100 70 "$PY" -m genexp experiment=rbm_tutorial data.batch_size=100 "${dev[@]}" "${on_device[@]}" \
@@ -71,6 +72,24 @@ if [[ -z "${STEPS:-}" || " $STEPS " == *" studies "* ]]; then
   # PUBLISH_ONLY=1 experiments/study.sh <study> rebuilds each table with this checkout's provenance
   tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/studies.tgz" outputs/studies/{infogan_paper,ssgan,ssgan_conv} \
     experiments/{infogan_paper,ssgan,ssgan_conv}
+fi
+# Issues 12 and 11 on a lent GPU (2026-11-27), run only when STEPS names them:
+#   STEPS="pixelcnn_large ssgan_long" bash experiments/gpu/run.sh
+#   pixelcnn_large: experiment=pixelcnn_large (128 maps, 12 blocks), cosine lr over 15 epochs, capped at 6 min
+#     of training; test/loglik = the exact NLL of the fixed binarized test set (issue 12's larger preset);
+#   ssgan_long: the semi-supervised GAN at 100 labels x 3 seeds (experiments/ssgan_long), each job given
+#     7 min, beside it on the same GPU.
+# Both run at once; their run dirs (no checkpoints) come back as $OUT/session5.tgz; locally
+# tar -xzf session5.tgz, then PUBLISH_ONLY=1 experiments/study.sh pixelcnn_large (and ssgan_long).
+if [[ " ${STEPS:-} " == *" pixelcnn_large "* || " ${STEPS:-} " == *" ssgan_long "* ]]; then
+  if [ -n "${GPU_DRY:-}" ]; then px=(trainer=cpu debug=smoke data=fake trainer.max_epochs=1) ; else px=(trainer=gpu) ; fi
+  step pixelcnn_large "${PIXELCNN_LIMIT:-480}" experiments/pixelcnn_large/run.sh "${px[@]}" trainer.max_epochs="${PIXELCNN_EPOCHS:-15}" \
+    trainer.max_time="$(hms "${PIXELCNN_S:-360}")" &
+  step ssgan_long "${SSGAN_LIMIT:-520}" experiments/ssgan_long/run.sh "${st[@]}" hydra/launcher=joblib_local \
+    hydra.launcher.n_jobs=3 "++trainer.max_time=$(hms "${SSGAN_S:-420}")" &
+  wait
+  tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/session5.tgz" outputs/studies/{pixelcnn_large,ssgan_long} \
+    experiments/{pixelcnn_large,ssgan_long}
 fi
 for d in rbm_b100 rbm_b20 cdcgan_chapter; do
   "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true

@@ -29,6 +29,7 @@ from genexp.nn.ssgan import (
     data_dependent_init,
     feature_matching_loss,
     supervised_loss,
+    theta_init,
     unsupervised_fake_loss,
     unsupervised_real_loss,
 )
@@ -55,6 +56,7 @@ class SSGAN(GAN):
         input_noise: float,
         hidden_noise: float,
         init_batch: int,
+        theta_sd: float | None,
         train_scale: bool,
         width: int,
         ngf: int,
@@ -62,6 +64,7 @@ class SSGAN(GAN):
         lr: float,
         beta1: float,
         beta2: float,
+        adam_eps: float,
         ema_decay: float | None,
     ):
         super().__init__()
@@ -71,6 +74,8 @@ class SSGAN(GAN):
         number("model.input_noise", input_noise, 0)
         number("model.hidden_noise", hidden_noise, 0)
         number("model.init_batch", init_batch, 0, integer=True, hint="0: no data-dependent initialisation")
+        number("model.theta_sd", theta_sd, 0, low_open=True, null=True, hint="null: PyTorch's default init")
+        number("model.adam_eps", adam_eps, 0, low_open=True)
         self.save_hyperparameters()
         self.check_gan(widths=("width", "ngf", "ngfc"), g_losses=G_LOSSES)
         if arch == "mlp":
@@ -79,6 +84,8 @@ class SSGAN(GAN):
         else:
             self.classifier = ConvClassifier(width, input_noise=input_noise, train_scale=train_scale)
             self.generator = ConvGenerator(nz, ngf, ngfc)
+        if theta_sd is not None:
+            theta_init(self.classifier, theta_sd)
         self.add_ema(generator=self.generator, classifier=self.classifier)
         self._labelled: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -93,11 +100,14 @@ class SSGAN(GAN):
 
     def on_fit_start(self) -> None:
         """A fresh run: the classifier's data-dependent initialisation on the first `init_batch` training
-        images (the same on every rank, so DDP ranks keep equal weights); its average starts there too.
-        A resumed run has gen_step > 0 (or gets its weights from the checkpoint after this)."""
+        images, with its noise layers on as in Salimans et al.'s code, the noise drawn from a seed shared
+        by all ranks (the same init everywhere, so DDP ranks keep equal weights); its average starts there
+        too. A resumed run has gen_step > 0 (or gets its weights from the checkpoint after this)."""
         if int(self.gen_step) == 0 and self.hparams.init_batch > 0:
             x = self.trainer.datamodule.split_tensors("train")[0][: self.hparams.init_batch].to(self.device)
-            data_dependent_init(self.classifier, x)
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(0)
+                data_dependent_init(self.classifier.train(), x)
             if self.classifier_ema is not None:
                 self.classifier_ema.load_state_dict(self.classifier.state_dict())
 
@@ -177,5 +187,11 @@ class SSGAN(GAN):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self):
-        # Adam(0.003, beta1 0.5) for both (Salimans et al. 2016, their MNIST code)
-        return [self.adam(self.classifier.parameters()), self.adam(self.generator_parameters(self.generator))]
+        # Adam(0.003, beta1 0.5) for both (Salimans et al. 2016, their MNIST code). Their Adam divides by
+        # sqrt(v + 1e-8), which floors the denominator at 1e-4: adam_eps = 1e-4 (added to sqrt(v) here)
+        # gives the same floor, so parameters with tiny gradients take the same damped steps.
+        h = self.hparams
+        return [
+            torch.optim.Adam(params, lr=h.lr, betas=(h.beta1, h.beta2), eps=h.adam_eps)
+            for params in (self.classifier.parameters(), self.generator_parameters(self.generator))
+        ]
