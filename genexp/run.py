@@ -199,7 +199,16 @@ def _end_distributed(env: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-HEADLINE = ("test/loglik", "test/fid_mnist_cnn", "test/cond_acc", "test/acc", "test/error", "test/recon_sq_error")
+HEADLINE = (
+    "test/loglik",
+    "test/loglik_step",
+    "test/frame_acc",
+    "test/fid_mnist_cnn",
+    "test/cond_acc",
+    "test/acc",
+    "test/error",
+    "test/recon_sq_error",
+)
 
 
 def summary_block(run_dir: Path, status: str, model, metrics: dict, seconds: float, loggers) -> str:

@@ -43,6 +43,33 @@ def compose_config(*overrides: str, hydra_cfg: bool = False):
     return cfg
 
 
+# The data each model is exercised on, by the first kind of data its class takes (`data_kinds`): a new
+# model of any kind gets every generic test (contract, resume, DDP, divergence) with no test edit.
+FAKE_DATA = {"image": "fake", "vector": "fake", "sequence": "fake_sequences"}  # fast, no files
+# the smoke runs of the contract tests: the fake set, and for images a slice of a second real dataset
+# (Fashion-MNIST, from the Debian package, .ci/run)
+SMOKE_DATA = {
+    "image": {"fake": (), "fashion_mnist": ("data.batch_size=16", "data.eval_batch_size=100")},
+    "vector": {"fake": ()},
+    "sequence": {"fake_sequences": ()},
+}
+REAL_DATA = {"image": "mnist", "vector": "mnist", "sequence": "bach_chorales"}  # the CLI's real-data runs
+
+
+def model_class(model: str) -> type:
+    return hydra.utils.get_class(compose_config(f"model={model}").model._target_)
+
+
+def data_kind(model: str) -> str:
+    """The kind of data (DataInfo.kind) model `model` is tested on: the first of its class's data_kinds."""
+    return model_class(model).data_kinds[0]
+
+
+def fake_data(model: str) -> str:
+    """The `data=` override of the fast synthetic data model `model` trains on."""
+    return f"data={FAKE_DATA[data_kind(model)]}"
+
+
 def build_model(model: str, *overrides: str):
     """Model `model` from its yaml (the one place its defaults live), with `model.key=value` overrides."""
     cfg = compose_config(f"model={model}", *overrides)

@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from genexp.models.base import GenerativeModule
-from tests.conftest import MODELS, ROOT, choices, compose_config, run_genexp
+from tests.conftest import MODELS, REAL_DATA, ROOT, choices, compose_config, data_kind, run_genexp
 from tests.wandb_records import logged, records
 
 pytestmark = pytest.mark.slow
@@ -73,9 +73,12 @@ def test_corrupted_file_one_line(mnist_root, tmp_path):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_smoke_run_leaves_artifacts(model, tmp_path):
-    """On the real MNIST, with the default W&B logger (offline)."""
-    run = tmp_path / "run"
-    out = run_genexp(f"model={model}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}")
+    """On the real MNIST (a sequence model: the Bach chorales, whose cache is built once in ./data), with
+    the default W&B logger (offline)."""
+    run, kind = tmp_path / "run", data_kind(model)
+    out = run_genexp(
+        f"model={model}", f"data={REAL_DATA[kind]}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}"
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["wall_time_s"] > 0 and "torch" in metrics["versions"]
@@ -91,14 +94,21 @@ def test_smoke_run_leaves_artifacts(model, tmp_path):
     assert {k for k in metrics if k.startswith("test/")} <= wandb_logged["history"]
     assert "model" in wandb_logged["config"] and "trainer" in wandb_logged["config"]
     assert any(f.startswith("media/images/") and f.endswith(".png") for f in wandb_logged["files"])
-    if _is_generative(model):
+    if _is_generative(model) and kind == "sequence":
+        assert (run / "samples" / "piano_rolls_epoch_008.png").is_file() and (
+            run / "samples" / "sample_0.mid"
+        ).is_file()
+        assert "test/loglik_step" in metrics and "piano_rolls/_type" in wandb_logged["history"]
+    elif _is_generative(model):
         assert (run / "samples" / "epoch_008.png").is_file()
         assert "test/fid_mnist_cnn" in metrics and "samples/_type" in wandb_logged["history"]
+    if _is_generative(model):
         # any generative checkpoint exports samples for outside evaluation
         from genexp.sample import export_samples, load_model
 
         with np.load(export_samples(load_model(run / "checkpoints" / "last.ckpt"), 20, tmp_path / "s.npz")) as f:
-            assert f["images"].shape == (20, 1, 28, 28) and 0 <= f["images"].min() <= f["images"].max() <= 1
+            shape = (20, *load_model(run / "checkpoints" / "last.ckpt").sample_shape)
+            assert f["images"].shape == shape and 0 <= f["images"].min() <= f["images"].max() <= 1
             assert len(f["labels"]) == 20
 
 

@@ -13,11 +13,9 @@ import torch
 
 from genexp.models.base import GenerativeModule, GenexpModule
 from genexp.run import run
-from tests.conftest import MODELS, build_model, compose_config
+from tests.conftest import MODELS, SMOKE_DATA, build_model, compose_config, data_kind, fake_data, model_class
 
-
-def _cls(model: str):
-    return hydra.utils.get_class(compose_config(f"model={model}").model._target_)
+_cls = model_class
 
 
 GENERATIVE = [m for m in MODELS if issubclass(_cls(m), GenerativeModule)]
@@ -47,24 +45,26 @@ def test_sample_shape_range_and_determinism(model):
     a = m.sample(6, labels=labels, generator=torch.Generator().manual_seed(3))
     b = m.sample(6, labels=labels, generator=torch.Generator().manual_seed(3))
     c = m.sample(6, labels=labels, generator=torch.Generator().manual_seed(4))
-    assert a.shape == (6, 1, 28, 28) and a.dtype == torch.float32
+    assert a.shape == (6, *m.sample_shape) and a.dtype == torch.float32
+    assert data_kind(model) != "image" or m.sample_shape == (1, 28, 28)  # image models: MNIST's digits
     assert 0 <= float(a.min()) <= float(a.max()) <= 1
     assert torch.equal(a, b), "same generator seed must give the same samples"
     assert not torch.equal(a, c), "another seed must give other samples"
 
 
-# every model on the synthetic digits and on a tiny slice of a second real dataset (a few batches of 16,
-# evaluation on 100 images; the official files from the Debian package dataset-fashion-mnist, .ci/run)
-DATA = {"fake": (), "fashion_mnist": ("data.batch_size=16", "data.eval_batch_size=100")}
+# every model on its kind's synthetic data and, for images, on a tiny slice of a second real dataset (a few
+# batches of 16, evaluation on 100 images; the official files from the Debian package
+# dataset-fashion-mnist, .ci/run): tests.conftest.SMOKE_DATA
+DATA = {(m, d): extra for m in MODELS for d, extra in SMOKE_DATA[data_kind(m)].items()}
 
 
-@pytest.fixture(scope="module", params=[(m, d) for d in DATA for m in MODELS], ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module", params=sorted(DATA, key=lambda p: p[::-1]), ids=lambda p: f"{p[0]}-{p[1]}")
 def smoke_run(request, tmp_path_factory):
     """One in-process `python -m genexp model=<m> data=<d> trainer=smoke logger=csv`, shared by the
     checks below (the same recipe the CLI runs: data, model, every evaluation callback, fit, test)."""
     model, data = request.param
     out = tmp_path_factory.mktemp(f"{model}-{data}")
-    cfg = compose_config(f"model={model}", f"data={data}", "trainer=smoke", "logger=csv", *DATA[data])
+    cfg = compose_config(f"model={model}", f"data={data}", "trainer=smoke", "logger=csv", *DATA[model, data])
     cfg.paths.output_dir = str(out)
     torch.set_num_threads(1)
     value = run(cfg)
@@ -135,6 +135,12 @@ def test_evaluation_callbacks_ran(smoke_run):
         "Checkpoint": lambda: (out / "checkpoints" / "last.ckpt").is_file(),
         "TQDMProgressBar": lambda: True,
         "DivergenceGuard": lambda: metrics["status"] == "finished",  # it let a finite run through
+        # sequence models: piano rolls and MIDI files of samples, log-likelihood per step and frame accuracy
+        "PianoRolls": lambda: (
+            any((out / "samples").glob("piano_rolls_epoch_*.png"))
+            and (out / "samples" / "sample_0.mid").read_bytes()[:4] == b"MThd"
+        ),
+        "SequenceLikelihood": lambda: "test/loglik_step" in metrics and "test/frame_acc" in metrics,
     }
     unknown = set(callbacks.values()) - set(evidence)
     assert not unknown, f"add the evidence of {unknown} to this test"
@@ -147,7 +153,9 @@ def test_evaluation_callbacks_ran(smoke_run):
 def test_trains_and_evaluates_under_bf16_autocast(model, tmp_path):
     """trainer.precision=bf16-mixed (what a GPU run uses): training steps under autocast, then every
     evaluation callback outside it. On the CPU here, the same autocast rules (bf16 matmuls)."""
-    cfg = compose_config(f"model={model}", "data=fake", "trainer=smoke", "logger=csv", "trainer.precision=bf16-mixed")
+    cfg = compose_config(
+        f"model={model}", fake_data(model), "trainer=smoke", "logger=csv", "trainer.precision=bf16-mixed"
+    )
     cfg.paths.output_dir = str(tmp_path)
     torch.set_num_threads(1)
     value = run(cfg)

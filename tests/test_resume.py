@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from genexp.data import FakeDataModule
 from genexp.data.datamodule import BatchLoader
 from genexp.models.base import _pack, _unpack, rng_state, set_rng_state
-from tests.conftest import MODELS, ROOT, compose_config, run_genexp
+from tests.conftest import MODELS, ROOT, compose_config, fake_data, run_genexp
 
 
 # ---- the stateful BatchLoader ----------------------------------------------------------------------
@@ -314,8 +314,8 @@ def _tensors_equal(a, b) -> bool:
 
 # ---- slow: the CLI, stopped by a signal mid-epoch, resumed into the same run dir --------------------------
 BATCHES = 4  # per epoch: trainer=smoke keeps its 8 epochs (the DBN family's schedules need them)
-CLI = [
-    "data=fake", "trainer=smoke", f"trainer.limit_train_batches={BATCHES}", "logger=csv",
+CLI = [  # with each model's fake data (tests.conftest.fake_data)
+    "trainer=smoke", f"trainer.limit_train_batches={BATCHES}", "logger=csv",
     "callbacks.checkpoint.every_n_train_steps=1", "seed=3",
     "test=false", "eval_size.every_n_epochs=8",  # only training is compared: no test-time evaluation
 ]  # fmt: skip
@@ -417,7 +417,7 @@ def uninterrupted(tmp_path_factory):
     def get(model: str) -> Path:
         if model not in runs:
             out = tmp_path_factory.mktemp(f"A_{model}")
-            done = run_genexp(f"model={model}", *CLI, f"hydra.run.dir={out}")
+            done = run_genexp(f"model={model}", fake_data(model), *CLI, f"hydra.run.dir={out}")
             assert done.returncode == 0, done.stderr[-3000:]
             runs[model] = out
         return runs[model]
@@ -431,7 +431,7 @@ def test_kill_9_mid_epoch_then_resume_is_the_uninterrupted_run(model, tmp_path, 
     a = uninterrupted(model)
     b, marker = tmp_path / "B", tmp_path / "paused"
     b.mkdir()
-    proc = _start_paused(b, marker, f"model={model}", *CLI)
+    proc = _start_paused(b, marker, f"model={model}", fake_data(model), *CLI)
     try:
         _wait_for(marker, proc)
         epoch, trained, at_batch_end = _where(b / "checkpoints" / "last.ckpt")
@@ -441,7 +441,7 @@ def test_kill_9_mid_epoch_then_resume_is_the_uninterrupted_run(model, tmp_path, 
     finally:
         _signal(proc, signal.SIGKILL)
     assert json.loads((b / "metrics.json").read_text())["status"] == "running"  # what a kill -9 leaves
-    done = run_genexp(f"model={model}", *CLI, "ckpt_path=last", f"hydra.run.dir={b}")
+    done = run_genexp(f"model={model}", fake_data(model), *CLI, "ckpt_path=last", f"hydra.run.dir={b}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((b / "metrics.json").read_text())["status"] == "finished"
     _assert_same_weights(a, b)
@@ -454,7 +454,7 @@ def test_ctrl_c_or_sigterm_mid_epoch_then_resume(sig, rc, tmp_path, uninterrupte
     a = uninterrupted("rbm")
     b, marker = tmp_path / "B", tmp_path / "paused"
     b.mkdir()
-    proc = _start_paused(b, marker, "model=rbm", *CLI)
+    proc = _start_paused(b, marker, "model=rbm", "data=fake", *CLI)
     try:
         _wait_for(marker, proc)
         _signal(proc, sig)
@@ -466,7 +466,7 @@ def test_ctrl_c_or_sigterm_mid_epoch_then_resume(sig, rc, tmp_path, uninterrupte
     epoch, trained, _ = _where(b / "checkpoints" / "last.ckpt")
     # Ctrl-C stops before batch 2 trains (written by the interrupt); SIGTERM after it (at its batch end)
     assert (epoch, trained) == ((1, 2) if sig == signal.SIGINT else (1, 3))
-    done = run_genexp("model=rbm", *CLI, "ckpt_path=last", f"hydra.run.dir={b}")
+    done = run_genexp("model=rbm", "data=fake", *CLI, "ckpt_path=last", f"hydra.run.dir={b}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((b / "metrics.json").read_text())["status"] == "finished"
     _assert_same_weights(a, b)
@@ -513,6 +513,6 @@ def test_ddp_kill_9_then_resume_gives_every_rank_its_own_state(tmp_path):
 def test_cli_overrides_compose():
     """The overrides the slow tests use are valid for every model (no run: composition only)."""
     for model in MODELS:
-        cfg = compose_config(f"model={model}", *CLI)
+        cfg = compose_config(f"model={model}", fake_data(model), *CLI)
         assert OmegaConf.select(cfg, "callbacks.checkpoint.every_n_train_steps") == 1
         assert cfg.logger._target_ == "genexp.loggers.CSVLogger"

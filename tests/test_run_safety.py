@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import MODELS, ROOT, run_genexp
+from tests.conftest import MODELS, ROOT, fake_data, run_genexp
 
 pytestmark = pytest.mark.slow
 FAST = ["data=fake", "trainer=smoke", "logger=csv"]
@@ -48,7 +48,8 @@ def test_two_runs_started_together_get_their_own_dirs(tmp_path):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(model, tmp_path):
-    out = run_genexp(f"model={model}", *FAST, "+callbacks.nan._target_=tests.inject.NaNAt", f"hydra.run.dir={tmp_path}")
+    fast = [fake_data(model), *FAST[1:]]  # the model's kind of fake data
+    out = run_genexp(f"model={model}", *fast, "+callbacks.nan._target_=tests.inject.NaNAt", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 3, out.stderr[-3000:]
     (line,) = [x for x in out.stderr.splitlines() if x.startswith("genexp: error:")]
     assert "diverged at epoch 2" in line and ("train/" in line or "parameter" in line), line

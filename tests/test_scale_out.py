@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import MODELS, ROOT, run_genexp
+from tests.conftest import MODELS, ROOT, fake_data, run_genexp
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_multirun_of_ddp_jobs_makes_one_dir_per_job(model, tmp_path):
         "trainer.devices=2",
         "seed=1,2",
         "debug=smoke",
-        "data=fake",
+        fake_data(model),
         "logger=csv",
         "+callbacks.dump._target_=tests.inject.DumpWeights",
         "test=false",  # the sweep and the ranks' training are the point here

@@ -2,13 +2,21 @@
 contracts (genexp.models.base)."""
 
 from genexp.callbacks.checkpoint import Checkpoint
-from genexp.callbacks.evaluation import CodePurity, FreeEnergyGap, LogLikelihood, PCABaseline, SampleQuality
+from genexp.callbacks.evaluation import (
+    CodePurity,
+    FreeEnergyGap,
+    LogLikelihood,
+    PCABaseline,
+    SampleQuality,
+    SequenceLikelihood,
+)
 from genexp.callbacks.guard import Diverged, DivergenceGuard
 from genexp.callbacks.pictures import (
     ClassifierErrors,
     CodeTraversal,
     FilterMosaic,
     MarkovChains,
+    PianoRolls,
     Reconstructions,
     SampleGrid,
     StagePairs,
@@ -26,8 +34,10 @@ __all__ = [
     "LogLikelihood",
     "MarkovChains",
     "PCABaseline",
+    "PianoRolls",
     "Reconstructions",
     "SampleGrid",
     "SampleQuality",
+    "SequenceLikelihood",
     "StagePairs",
 ]

@@ -1,6 +1,7 @@
 """Evaluation of any model through its contracts, switched on per model family in conf/eval/:
 sample quality on a shipped feature network, log-likelihood on the fixed binarized set, the
-free-energy gap, the PCA baseline of an autoencoder."""
+free-energy gap, the PCA baseline of an autoencoder; a sequence model's log-likelihood per time step
+and frame-level accuracy."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from genexp.callbacks.pictures import eval_mode
+from genexp.callbacks.pictures import eval_mode, image_data
 from genexp.metrics import likelihood
 from genexp.metrics.features import feature_net_info, load_feature_net
 from genexp.metrics.pca import pca_recon_sq_error
 from genexp.metrics.sample_quality import classify, generate, nearest_neighbour_check, sample_quality
+from genexp.metrics.sequence import frame_counts
 from genexp.models.base import GenerativeModule
 from genexp.record import write_json
 
@@ -48,9 +50,15 @@ class SampleQuality(pl.Callback):
         self.n_samples, self.val_samples, self.nn_samples = n_samples, val_samples, nn_samples
         self.batch_size, self.seed, self.feature_net = batch_size, seed, feature_net
         self._real: dict[str, torch.Tensor] = {}
-        feature_net_info(feature_net)  # an unknown name fails before training
+        if feature_net is not None:  # null: the data have no feature network (piano rolls): nothing scored
+            feature_net_info(feature_net)  # an unknown name fails before training
+
+    def _active(self, trainer, pl_module) -> bool:
+        return isinstance(pl_module, GenerativeModule) and self.feature_net is not None and image_data(trainer)
 
     def provenance(self) -> dict:
+        if self.feature_net is None:
+            return {}
         info = feature_net_info(self.feature_net)
         return {"feature_net": {"name": self.feature_net, "sha256": info["sha256"], "test_acc": info["test_acc"]}}
 
@@ -79,7 +87,7 @@ class SampleQuality(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         # at the end of each training epoch rather than of validation: a GAN has no validation_step,
         # and Lightning skips the validation loop (and its hooks) for such a model
-        if not isinstance(pl_module, GenerativeModule) or self.val_samples <= 0:
+        if not self._active(trainer, pl_module) or self.val_samples <= 0:
             return
         metrics = self._score(trainer, pl_module, "val", self.val_samples) if trainer.is_global_zero else None
         # the same monitored value on every rank: a checkpoint callback that ranks on rank 0 only would
@@ -90,7 +98,7 @@ class SampleQuality(pl.Callback):
             pl_module.log(f"val/{k}", float(v))
 
     def on_test_epoch_end(self, trainer, pl_module):
-        if isinstance(pl_module, GenerativeModule) and self.n_samples > 0 and trainer.is_global_zero:
+        if self._active(trainer, pl_module) and self.n_samples > 0 and trainer.is_global_zero:
             _log(pl_module, self._score(trainer, pl_module, "test", self.n_samples), "test")
 
 
@@ -176,6 +184,54 @@ class LogLikelihood(pl.Callback):
             )
             results[key] = {**r, "options": self.options}
         path = Path(trainer.default_root_dir) / "likelihood.json"  # several variants may share the file
+        write_json({**(json.loads(path.read_text()) if path.is_file() else {}), **results}, path)
+
+
+class SequenceLikelihood(pl.Callback):
+    """Sequence models at test end, on each split in `splits` (first `n` pieces; null: all): the mean
+    log-likelihood per time step, sum over pieces of `log_likelihood(x, lengths, **options)` divided by
+    their number of frames (`<split>/loglik_step`, nats; Boulanger-Lewandowski et al. 2012 report this),
+    and the frame-level accuracy of `predict_frames` thresholded at 0.5 (`<split>/frame_acc`, TP / (TP +
+    FP + FN) over all frames, Bay et al. 2009). Writes both, with the estimator and its extras, to
+    likelihood.json in the run dir."""
+
+    def __init__(self, splits=("test",), n: int | None = None, threshold: float = 0.5, options=None):
+        self.splits, self.n, self.threshold, self.options = list(splits), n, threshold, dict(options or {})
+
+    @torch.no_grad()
+    def on_test_epoch_end(self, trainer, pl_module):
+        if not hasattr(pl_module, "predict_frames") or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        results = {}
+        for split in self.splits:
+            x, lengths = (t[: self.n] for t in trainer.datamodule.split_tensors(split, raw=True))
+            if not len(x):
+                continue
+            x, lengths = x.to(pl_module.device), lengths.to(pl_module.device)
+            with eval_mode(pl_module):
+                ll = pl_module.log_likelihood(x, lengths, **self.options).double().cpu()
+                pred = pl_module.predict_frames(x, lengths) > self.threshold
+            tp, fp, fn = frame_counts(pred, x, lengths)
+            frames = int(lengths.sum())
+            r = {
+                "loglik_step": float(ll.sum() / frames),
+                "frame_acc": tp / max(tp + fp + fn, 1),
+                "pieces": len(x),
+                "frames": frames,
+                "kind": pl_module.likelihood_kind,
+                "info": pl_module.likelihood_info() if hasattr(pl_module, "likelihood_info") else {},
+                "options": self.options,
+                "prediction": f"predict_frames > {self.threshold}",
+            }
+            for k in ("loglik_step", "frame_acc"):
+                pl_module.log(f"{split}/{k}", r[k], rank_zero_only=True)
+            _log(pl_module, r["info"], split)
+            log.info(
+                "%s/loglik_step = %.3f nats (%s, %d pieces, %d frames); %s/frame_acc = %.4f",
+                split, r["loglik_step"], r["kind"], r["pieces"], frames, split, r["frame_acc"],
+            )  # fmt: skip
+            results[f"{split}/loglik_step"] = r
+        path = Path(trainer.default_root_dir) / "likelihood.json"
         write_json({**(json.loads(path.read_text()) if path.is_file() else {}), **results}, path)
 
 

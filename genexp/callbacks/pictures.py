@@ -1,16 +1,19 @@
 """Pictures of any model through its contracts: sample grids (`sample`), filter mosaics (`filters`),
-Markov chains (`gibbs_chain`), reconstructions (`reconstruct`), a classifier's mistakes."""
+Markov chains (`gibbs_chain`), reconstructions (`reconstruct`), a classifier's mistakes; piano rolls
+and MIDI files of sequence samples. The image pictures act on image data only (`image_data`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
 from genexp import viz
+from genexp.data import piano
 from genexp.models.base import GenerativeModule
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,13 @@ def eval_mode(pl_module):
         yield
     finally:
         pl_module.train(was_training)
+
+
+def image_data(trainer) -> bool:
+    """Whether the run's data are images (DataInfo.kind), or unknown (no datamodule): the pictures of
+    images are drawn only then (e.g. an RBM on the frames of piano rolls gets none)."""
+    info = getattr(trainer.datamodule, "info", None) if trainer.datamodule is not None else None
+    return info is None or info.kind == "image"
 
 
 class SampleGrid(pl.Callback):
@@ -51,7 +61,7 @@ class SampleGrid(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
-        if not isinstance(pl_module, GenerativeModule) or self.every_n_epochs <= 0:
+        if not isinstance(pl_module, GenerativeModule) or self.every_n_epochs <= 0 or not image_data(trainer):
             return
         if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
             return
@@ -69,7 +79,7 @@ class FilterMosaic(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
-        if not trainer.is_global_zero or self.every_n_epochs <= 0:
+        if not trainer.is_global_zero or self.every_n_epochs <= 0 or not image_data(trainer):
             return
         if epoch % self.every_n_epochs and epoch != trainer.max_epochs:  # the final filters always
             return
@@ -87,7 +97,7 @@ class MarkovChains(pl.Callback):
         self.n_chains, self.n_rows, self.steps_between, self.seed = n_chains, n_rows, steps_between, seed
 
     def on_train_end(self, trainer, pl_module):
-        if not trainer.is_global_zero or self.n_chains <= 0 or trainer.datamodule is None:
+        if not trainer.is_global_zero or self.n_chains <= 0 or trainer.datamodule is None or not image_data(trainer):
             return
         x = trainer.datamodule.split_tensors("test")[0][: self.n_chains].to(pl_module.device)
         g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
@@ -107,7 +117,7 @@ class Reconstructions(pl.Callback):
         self.n = n
 
     def on_test_epoch_end(self, trainer, pl_module):
-        if not trainer.is_global_zero or trainer.datamodule is None:
+        if not trainer.is_global_zero or trainer.datamodule is None or not image_data(trainer):
             return
         x = trainer.datamodule.split_tensors("test")[0][: self.n].to(pl_module.device)
         with torch.no_grad(), eval_mode(pl_module):
@@ -201,3 +211,53 @@ class CodeTraversal(pl.Callback):
             with eval_mode(pl_module):
                 images = pl_module.generate_with_codes(z, c_cat, c_cont)
             viz.picture(trainer, viz.grid(images, nrow=cols, scale=2), f"codes_cont{j}_epoch_{epoch:03d}.png", "codes")
+
+
+def piano_roll_image(rolls: torch.Tensor, scale: int = 3, gap: int = 4) -> tuple:
+    """Rolls [n, T, 88] in [0, 1] as one uint8 picture: each roll a band of 88 rows, the highest key on
+    top, time left to right, notes black on white, the C of every octave a faint line; bands separated
+    by `gap` grey rows. Returns (image, keys shown): the bands are cropped to the keys any roll uses."""
+    x = rolls.detach().float().cpu().clamp(0, 1)
+    used = torch.nonzero(x.amax((0, 1)) > 0).flatten()
+    lo, hi = (int(used.min()) - 2, int(used.max()) + 3) if len(used) else (0, x.shape[-1])
+    lo, hi = max(lo, 0), min(hi, x.shape[-1])
+    bands = []
+    for roll in x:
+        band = 1.0 - roll[:, lo:hi].T.flip(0)  # [keys, T]: high keys on top, ink = 0
+        c_rows = [hi - 1 - k for k in range(lo, hi) if (k + piano.LOWEST) % 12 == 0]  # the Cs
+        band[c_rows] = torch.minimum(band[c_rows], torch.tensor(0.85))
+        bands += [band, torch.full((gap, band.shape[1]), 0.6)]
+    image = (torch.cat(bands[:-1]).numpy() * 255).round().astype("uint8")
+    return image.repeat(scale, 0).repeat(scale, 1), (lo + piano.LOWEST, hi - 1 + piano.LOWEST)
+
+
+class PianoRolls(pl.Callback):
+    """Sequence models: every `every_n_epochs` (and at the last epoch) the piano rolls of `n` samples with
+    fixed noise (`samples/piano_rolls_epoch_<e>.png`, sent to the loggers); at the end of training the
+    first `midi` of them as MIDI files (`samples/sample_<i>.mid`, a quarter note per frame at `bpm`)."""
+
+    def __init__(self, every_n_epochs: int = 1, n: int = 4, midi: int = 2, bpm: float = 80.0, seed: int = 1234):
+        self.every_n_epochs, self.n, self.midi, self.bpm, self.seed = every_n_epochs, n, midi, bpm, seed
+
+    @torch.no_grad()
+    def rolls(self, pl_module) -> torch.Tensor:
+        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        with eval_mode(pl_module):
+            return pl_module.sample(self.n, generator=g)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = _last_or_every(trainer, self.every_n_epochs)
+        if epoch is None or not trainer.is_global_zero or not isinstance(pl_module, GenerativeModule):
+            return
+        image, _ = piano_roll_image(self.rolls(pl_module))
+        viz.picture(trainer, image, f"piano_rolls_epoch_{epoch:03d}.png", "piano_rolls")
+
+    def on_train_end(self, trainer, pl_module):
+        if not trainer.is_global_zero or self.midi <= 0 or not isinstance(pl_module, GenerativeModule):
+            return
+        rolls = self.rolls(pl_module)[: self.midi].cpu().numpy()
+        folder = Path(trainer.default_root_dir) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, roll in enumerate(rolls):
+            piano.write_midi(roll, folder / f"sample_{i}.mid", bpm=self.bpm)
+        log.info("MIDI: %d samples written to %s", len(rolls), folder)

@@ -1,6 +1,7 @@
-"""Image datasets as LightningDataModules: in-memory tensors served by index (no worker processes).
+"""Datasets as LightningDataModules: in-memory tensors served by index (no worker processes).
 
-`ImageDataModule` holds everything that does not depend on where the images come from (splits,
+`TensorDataModule` holds what any in-memory data needs (loaders, DDP sharding, the resumable position
+and random streams); `ImageDataModule` holds everything that does not depend on where the images come from (splits,
 binarization, labelled subset, one-hot labels, device placement, DDP sharding); a subclass only says
 how to get the arrays (`load_arrays`). Batches are `(x, y)`: x float [B, 1, 28, 28] in [0, 1]
 (binarized if asked), y int64 labels or one-hot float [B, n_classes] when `one_hot=True`.
@@ -139,7 +140,134 @@ class BatchLoader:
             self.dynamic.set_state(states[self.rank % len(states)].cpu().clone())
 
 
-class ImageDataModule(pl.LightningDataModule):
+class TensorDataModule(pl.LightningDataModule):
+    """Splits held in memory as tensors `(x, y)`, served by index (`BatchLoader`), resumable mid-epoch.
+
+    What does not depend on the kind of data: the loaders, the DDP sharding, the position in the epoch
+    and the random streams a checkpoint keeps, `split_tensors` and `info`. A subclass fills, in `setup`,
+    `self._splits` ({"train", "val", "test"} -> (x, y)), `self._raw` (the same before any binarization),
+    `self._info` (a DataInfo) and optionally `self._streams` (dynamic binarization), and sets
+    hparams `batch_size`, `eval_batch_size` and `seed` (its constructor's arguments).
+    """
+
+    noun = "images"  # what a row of x is, in messages
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._splits = self._raw = self._info = None
+        self._streams: dict[str, torch.Generator] = {}  # the random streams this datamodule owns, by split
+        self._pending_streams: dict | None = None
+        self._train_loader: BatchLoader | None = None  # the latest, whose position a checkpoint keeps
+        self._pending_position: dict | None = None
+
+    def _check_batch_size(self, batch_size: int, n_train: int, world_size: int) -> None:
+        """A training batch must fit in a rank's shard of the train split (batches drop the remainder)."""
+        per_rank = n_train // world_size
+        if batch_size > per_rank:
+            ranks = f"; {n_train} over {world_size} ranks" if world_size > 1 else ""
+            raise GenexpError(
+                f"data.batch_size={batch_size} is larger than the {per_rank} training {self.noun} (per rank): "
+                f"must be an integer in [1, {per_rank}]{ranks}"
+            )
+
+    def _require_setup(self):
+        if self._splits is None:
+            raise GenexpError(f"{type(self).__name__}: call setup() before asking for its data")
+
+    @property
+    def info(self) -> DataInfo:
+        self._require_setup()
+        return self._info
+
+    # ---- loaders -------------------------------------------------------------------------------
+    def _loader(self, split: str, train: bool) -> BatchLoader:
+        x, y = self._splits[split]
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return BatchLoader(
+            x,
+            y,
+            self.hparams.batch_size if train else self.hparams.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            seed=self.hparams.seed,
+            rank=rank,
+            world_size=world,
+            dynamic=self._streams.get(split),
+            # the permutation of the trainer's epoch (also right after a resume or a loader reload)
+            epoch_fn=(lambda: trainer.current_epoch) if train and trainer is not None else None,
+            gather=self._gather if world > 1 else None,
+            # a sanity check's batches draw from a copy of the stream: they change nothing that follows
+            isolate=(lambda: trainer.sanity_checking) if trainer is not None else None,
+            # batches of this epoch whose training step finished (where Lightning resumes)
+            trained_fn=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+            if train and trainer is not None
+            else None,
+        )
+
+    # ---- resuming ------------------------------------------------------------------------------------
+    # Lightning stores the datamodule's state_dict in every checkpoint and gives it back on every resume,
+    # before the train loader exists. It also saves the train loader's own state (BatchLoader is
+    # _Stateful), but loads it only when the fit loop is "restarting" (not from an epoch-end checkpoint:
+    # FitLoop.restarting) and only into a loader made after the loops were restored (not when
+    # configure_optimizers asked for trainer.estimated_stepping_batches, which makes the loader
+    # earlier). So the position in the epoch travels here too, and is handed to the next train loader.
+    def state_dict(self) -> dict:
+        """{"train_position": {"epoch", "served"} of the current train loader (the same on every rank),
+        "dynamic": {split: uint8 [world_size, L]}: every rank's state of every random stream}. Under DDP
+        every rank must call it (it gathers): Lightning does, in `trainer.save_checkpoint`."""
+        state = {}
+        if self._train_loader is not None:
+            state["train_position"] = self._train_loader.position()
+        if self._streams:
+            world = self.trainer.world_size if self.trainer is not None else 1
+            states = {split: g.get_state() for split, g in self._streams.items()}
+            state["dynamic"] = {k: self._gather(v) if world > 1 else v[None] for k, v in states.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Each random stream goes on from this rank's saved state (made by `setup` if it has not run yet);
+        the next train loader starts where the saved one stood."""
+        if "train_position" in state:
+            self._pending_position = state["train_position"]
+        if self._pending_position is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
+            self._pending_position = None
+        if not self._streams:
+            self._pending_streams = state if state.get("dynamic") else None
+            return
+        self._pending_streams = None
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        for split, states in (state.get("dynamic") or {}).items():
+            if split in self._streams:
+                self._streams[split].set_state(states[rank % len(states)].cpu().clone())
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        """[world_size, *t.shape] on the CPU: every rank's `t` (on the strategy's device: NCCL needs CUDA)."""
+        strategy = self.trainer.strategy
+        return strategy.all_gather(t.to(strategy.root_device)).cpu()
+
+    def train_dataloader(self):
+        self._train_loader = self._loader("train", train=True)
+        if self._pending_position is not None:  # resuming: continue the saved epoch
+            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
+            self._pending_position = None
+        return self._train_loader
+
+    def val_dataloader(self):
+        return self._loader("val", train=False) if len(self._splits["val"][0]) else []
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)
+
+    def split_tensors(self, split: str, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole split (x, y) as served (raw=False, on the device) or before any binarization (raw=True,
+        on the CPU)."""
+        self._require_setup()
+        return self._raw[split] if raw else self._splits[split]
+
+
+class ImageDataModule(TensorDataModule):
     """The splits of a labelled image set, served by index.
 
     A subclass sets `name`, `class_names` and `train_pool` (the size of the official training set,
@@ -182,22 +310,6 @@ class ImageDataModule(pl.LightningDataModule):
         # called here, it still records the subclass's arguments too (Lightning walks the __init__ chain)
         self.save_hyperparameters()
         self.labelled_x = self.labelled_y = None
-        self._splits = self._raw = self._info = None
-        self._streams: dict[str, torch.Generator] = {}  # the random streams this datamodule owns, by split
-        self._pending_streams: dict | None = None
-        self._train_loader: BatchLoader | None = None  # the latest, whose position a checkpoint keeps
-        self._pending_position: dict | None = None
-
-    @staticmethod
-    def _check_batch_size(batch_size: int, n_train: int, world_size: int) -> None:
-        """A training batch must fit in a rank's shard of the train split (batches drop the remainder)."""
-        per_rank = n_train // world_size
-        if batch_size > per_rank:
-            ranks = f"; {n_train} over {world_size} ranks" if world_size > 1 else ""
-            raise GenexpError(
-                f"data.batch_size={batch_size} is larger than the {per_rank} training images (per rank): "
-                f"must be an integer in [1, {per_rank}]{ranks}"
-            )
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         """uint8 arrays `train_images` [train_pool, H, W], `train_labels`, `test_images`, `test_labels`."""
@@ -291,96 +403,6 @@ class ImageDataModule(pl.LightningDataModule):
             ]
         )
         return x[idx].float() / 255.0, y[idx]
-
-    def _require_setup(self):
-        if self._splits is None:
-            raise GenexpError(f"{type(self).__name__}: call setup() before asking for its data")
-
-    @property
-    def info(self) -> DataInfo:
-        self._require_setup()
-        return self._info
-
-    # ---- loaders -------------------------------------------------------------------------------
-    def _loader(self, split: str, train: bool) -> BatchLoader:
-        x, y = self._splits[split]
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return BatchLoader(
-            x,
-            y,
-            self.hparams.batch_size if train else self.hparams.eval_batch_size,
-            shuffle=train,
-            drop_last=train,
-            seed=self.hparams.seed,
-            rank=rank,
-            world_size=world,
-            dynamic=self._streams.get(split),
-            # the permutation of the trainer's epoch (also right after a resume or a loader reload)
-            epoch_fn=(lambda: trainer.current_epoch) if train and trainer is not None else None,
-            gather=self._gather if world > 1 else None,
-            # a sanity check's batches draw from a copy of the stream: they change nothing that follows
-            isolate=(lambda: trainer.sanity_checking) if trainer is not None else None,
-            # batches of this epoch whose training step finished (where Lightning resumes)
-            trained_fn=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-            if train and trainer is not None
-            else None,
-        )
-
-    # ---- resuming ------------------------------------------------------------------------------------
-    # Lightning stores the datamodule's state_dict in every checkpoint and gives it back on every resume,
-    # before the train loader exists. It also saves the train loader's own state (BatchLoader is
-    # _Stateful), but loads it only when the fit loop is "restarting" (not from an epoch-end checkpoint:
-    # FitLoop.restarting) and only into a loader made after the loops were restored (not when
-    # configure_optimizers asked for trainer.estimated_stepping_batches, which makes the loader
-    # earlier). So the position in the epoch travels here too, and is handed to the next train loader.
-    def state_dict(self) -> dict:
-        """{"train_position": {"epoch", "served"} of the current train loader (the same on every rank),
-        "dynamic": {split: uint8 [world_size, L]}: every rank's state of every random stream}. Under DDP
-        every rank must call it (it gathers): Lightning does, in `trainer.save_checkpoint`."""
-        state = {}
-        if self._train_loader is not None:
-            state["train_position"] = self._train_loader.position()
-        if self._streams:
-            world = self.trainer.world_size if self.trainer is not None else 1
-            states = {split: g.get_state() for split, g in self._streams.items()}
-            state["dynamic"] = {k: self._gather(v) if world > 1 else v[None] for k, v in states.items()}
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        """Each random stream goes on from this rank's saved state (made by `setup` if it has not run yet);
-        the next train loader starts where the saved one stood."""
-        if "train_position" in state:
-            self._pending_position = state["train_position"]
-        if self._pending_position is not None and self._train_loader is not None:
-            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
-            self._pending_position = None
-        if not self._streams:
-            self._pending_streams = state if state.get("dynamic") else None
-            return
-        self._pending_streams = None
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        for split, states in (state.get("dynamic") or {}).items():
-            if split in self._streams:
-                self._streams[split].set_state(states[rank % len(states)].cpu().clone())
-
-    def _gather(self, t: torch.Tensor) -> torch.Tensor:
-        """[world_size, *t.shape] on the CPU: every rank's `t` (on the strategy's device: NCCL needs CUDA)."""
-        strategy = self.trainer.strategy
-        return strategy.all_gather(t.to(strategy.root_device)).cpu()
-
-    def train_dataloader(self):
-        self._train_loader = self._loader("train", train=True)
-        if self._pending_position is not None:  # resuming: continue the saved epoch
-            self._train_loader.load_state_dict({**self._pending_position, "dynamic": None})
-            self._pending_position = None
-        return self._train_loader
-
-    def val_dataloader(self):
-        return self._loader("val", train=False) if self.hparams.val_size else []
-
-    def test_dataloader(self):
-        return self._loader("test", train=False)
 
     def split_tensors(self, split: str, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole split as float images in [0, 1] and labels, for metrics.

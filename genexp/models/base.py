@@ -7,12 +7,16 @@ Callbacks, metrics, `genexp.run` and the tests talk to a model only through thes
   metrics are reported, never optimised.
 - `check_data(info)`: what the model asks of its data (shape, classes); a mismatch is a one-line error
   before anything trains.
-- `GenerativeModule.sample(n, labels, generator)` (abstract): [n, *data shape] in [0, 1].
+- `data_kinds`: the kinds of data (`DataInfo.kind`: "image", "vector", "sequence") the model takes.
+- `GenerativeModule.sample(n, labels, generator)` (abstract): [n, *sample_shape] in [0, 1] (images
+  [n, 1, 28, 28]; piano rolls [n, T, 88]).
 - Optional capabilities, found by `hasattr`, each used by one evaluation callback:
   `log_likelihood(x, **options) -> Tensor[B]` in nats, with `likelihood_kind` "exact" | "ais" | "bound"
   and `likelihood_info() -> dict` (LogLikelihood); `filters() -> Tensor[n_in, n_units]` (FilterMosaic);
   `gibbs_chain(x0, n_rows, steps_between, generator)` (MarkovChains); `reconstruct(x)` (Reconstructions);
-  `infer_codes(x)` (later: InfoGAN purity).
+  `infer_codes(x)` (InfoGAN purity). Sequence models (x [B, T, n], lengths [B]):
+  `log_likelihood(x, lengths, **options) -> Tensor[B]` (nats per sequence) and
+  `predict_frames(x, lengths) -> Tensor[B, T, n]` (p(frame t | frames < t)) (SequenceLikelihood).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class GenexpModule(pl.LightningModule):
 
     val_metric: str = ""  # e.g. "val/recon_xent"; logged by the model or one of its evaluation callbacks
     val_mode: str = "min"  # "min" | "max"
-    n_inputs: int | None = 784  # pixels per image the model's first layer expects (None: any)
+    n_inputs: int | None = 784  # pixels per image (per frame of a sequence) the first layer expects (None: any)
+    data_kinds: tuple[str, ...] = ("image", "vector")  # the DataInfo kinds it trains on
     needs_labels: bool = False  # trains on (x, y) pairs
     n_inputs_key: str | None = None  # the key that sets n_inputs ("model.n_visible"), named on a mismatch
     ddp_unused_parameters: bool = True  # DDP: some step's backward skips some parameters (genexp.ddp)
@@ -82,12 +87,17 @@ class GenexpModule(pl.LightningModule):
 
     def check_data(self, info: DataInfo, batch_size: int | None = None) -> None:
         """Refuse data this model cannot train on, in one line `<key>=<value>: <what is valid>`."""
-        n = math.prod(info.shape)
+        name = type(self).__name__
+        if info.kind not in self.data_kinds:
+            fail("data", info.name, f"{name} needs {' or '.join(self.data_kinds)} data, not {info.kind} data")
+        sequence = info.kind == "sequence"
+        n = info.shape[-1] if sequence else math.prod(info.shape)
         if self.n_inputs is not None and n != self.n_inputs:
-            where = f"the pixels per image of data={info.name} (shape {list(info.shape)})"
+            unit = "keys per frame" if sequence else "pixels per image"
+            where = f"the {unit} of data={info.name} (shape {list(info.shape)})"
             if self.n_inputs_key is not None:
                 fail(self.n_inputs_key, self.n_inputs, f"must be {n}, {where}")
-            fail("data", info.name, f"{type(self).__name__} needs {self.n_inputs} pixels per image, not {n}")
+            fail("data", info.name, f"{name} needs {self.n_inputs} {unit}, not {n}")
         if self.needs_labels and info.n_classes < 2:
             fail("data", info.name, f"{type(self).__name__} needs labelled data (>= 2 classes)")
         if batch_size is not None:
@@ -183,8 +193,13 @@ class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
     def sample(
         self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """n samples [n, 1, 28, 28] in [0, 1]; `labels` [n] for conditional models; draws only from
+        """n samples [n, *sample_shape] in [0, 1]; `labels` [n] for conditional models; draws only from
         `generator` when given, so a seeded generator gives the same samples."""
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (1, 28, 28) for the image models; a sequence model's (T, n)."""
+        return (1, 28, 28)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

@@ -167,6 +167,10 @@ class RBM(GenerativeModule):
             *_, v_mean, v = self.rbm.gibbs_vhv(v, generator)
         return v_mean.reshape(n, 1, 28, 28) if self.hparams.n_visible == 784 else v_mean
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (1, 28, 28) if self.hparams.n_visible == 784 else (self.hparams.n_visible,)
+
     def log_partition(self, ais_chains: int = 100, ais_betas: int = 14500, seed: int = 0) -> ais.AISResult:
         """log Z by AIS from the base-rate model of the training pixels (exact for tiny RBMs), kept
         until the parameters change."""

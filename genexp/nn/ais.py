@@ -181,3 +181,78 @@ def log_partition(
         log_z = float(exact_log_partition(W=rbm.W.detach(), hbias=rbm.hbias.detach(), vbias=rbm.vbias.detach()))
         return AISResult(log_z, log_z, log_z, math.nan, float(n_chains), n_chains, 0, time.time() - t)
     return ais_log_partition(rbm, base_vbias, n_chains=n_chains, n_betas=n_betas, seed=seed)
+
+
+# ---- many RBMs sharing W, each with its own biases (the RNN-RBM's RBM of each time step) --------------------
+def exact_log_partition_rows(W: torch.Tensor, hbias: torch.Tensor, vbias: torch.Tensor, budget: int = 1 << 22):
+    """log Z [R] (float64) of R RBMs sharing W [n_visible, n_hidden], with biases hbias [R, n_hidden] and
+    vbias [R, n_visible], enumerating the smaller layer as `exact_log_partition` does (chunks of about
+    `budget` numbers in memory)."""
+    W, hbias, vbias = W.detach().double(), hbias.detach().double(), vbias.detach().double()
+    n_visible, n_hidden = W.shape
+    if min(n_visible, n_hidden) > MAX_EXACT_UNITS:
+        raise GenexpError(
+            f"exact log Z needs min(n_visible, n_hidden) <= {MAX_EXACT_UNITS}, got {n_visible}x{n_hidden}"
+        )
+    if n_hidden <= n_visible:  # states s of the hidden layer; the visible layer summed out
+        W_, a, b, n = W.t(), hbias, vbias, n_hidden
+    else:
+        W_, a, b, n = W, vbias, hbias, n_visible
+    states = ((torch.arange(2**n, device=W.device)[:, None] >> torch.arange(n, device=W.device)) & 1).double()
+    rows = max(1, budget // (len(states) * b.shape[1]))
+    out = []
+    for a_r, b_r in zip(a.split(rows), b.split(rows), strict=True):
+        # [r, S]: s.a + sum_i softplus(b_i + (s W_)_i), per row r and state s
+        terms = a_r @ states.t() + F.softplus(b_r[:, None, :] + (states @ W_)[None]).sum(-1)
+        out.append(torch.logsumexp(terms, 1))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def ais_log_partition_rows(
+    W: torch.Tensor,
+    hbias: torch.Tensor,
+    vbias: torch.Tensor,
+    base_vbias: torch.Tensor,
+    n_chains: int = 20,
+    n_betas: int = 1000,
+    seed: int = 0,
+    max_rows: int = 65536,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AIS estimates of log Z [R] of R RBMs sharing W, with biases hbias [R, n_hidden] and vbias [R, n_visible],
+    each annealed from its own base-rate model (W = 0, visible biases base_vbias [R, n_visible]) through eq. 13
+    of Salakhutdinov & Murray 2008, exactly as `ais_log_partition` but for all rows at once (n_chains chains
+    each, R * n_chains at a time up to `max_rows`). Returns (log_z float64 [R], ess [R]). The per-step weight
+    increments are computed in float32 and summed in float64."""
+    if n_chains < 1:
+        raise GenexpError(f"ais chains={n_chains} must be >= 1")
+    betas = beta_schedule(n_betas).tolist()
+    W = W.detach()
+    g = torch.Generator(device=W.device).manual_seed(seed)
+    n_hidden = W.shape[1]
+    rows = max(1, max_rows // n_chains)
+    log_z, ess = [], []
+    for c, b_b, b_a in zip(hbias.split(rows), vbias.split(rows), base_vbias.split(rows), strict=True):
+        r = len(c)
+        # every row's chains as consecutive rows [r * M, ...]
+        c, b_b, b_a = (t.detach().to(W.dtype).repeat_interleave(n_chains, 0) for t in (c, b_b, b_a))
+        v = bernoulli(torch.sigmoid(b_a), g)  # v_1 ~ p_0, the base-rate model
+        log_w = torch.zeros(r * n_chains, dtype=torch.float64, device=W.device)
+        d_bias = b_b - b_a
+        for k in range(1, len(betas)):
+            beta_prev, beta = betas[k - 1], betas[k]
+            pre_h = torch.addmm(c, v, W)  # [r M, n_hidden]
+            step = (beta - beta_prev) * (v * d_bias).sum(1)
+            step += (F.softplus(beta * pre_h) - F.softplus(beta_prev * pre_h)).sum(1)
+            log_w += step.double()
+            if k == len(betas) - 1:
+                break
+            h = bernoulli(torch.sigmoid(beta * pre_h), g)  # T_k: leaves p_k invariant
+            v = bernoulli(torch.sigmoid((1.0 - beta) * b_a + beta * torch.addmm(b_b, h, W.t())), g)
+        log_w = log_w.view(r, n_chains)
+        # log Z_A = sum_i softplus(b_A_i) + n_hidden log 2; log Z_B = log Z_A + log mean_m w_m
+        log_z_base = F.softplus(b_a.view(r, n_chains, -1)[:, 0].double()).sum(1) + n_hidden * math.log(2.0)
+        log_z.append(log_z_base + torch.logsumexp(log_w, 1) - math.log(n_chains))
+        w = torch.exp(log_w - log_w.max(1, keepdim=True).values)
+        ess.append(w.sum(1) ** 2 / (w**2).sum(1))
+    return torch.cat(log_z), torch.cat(ess)

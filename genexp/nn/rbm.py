@@ -7,6 +7,10 @@ Energy E(v, h) = -v.vbias - h.hbias - v^T W h, so that (Hinton 2002; the deeplea
     p(v_i = 1 | h) = sigm(W_{i,:} h + vbias_i)         (propdown)
     F(v) = -v.vbias - sum_j softplus(v W_{:,j} + hbias_j)   (free energy, p(v) = exp(-F(v)) / Z)
 
+Every conditional and the free energy also take per-row biases ([B, n] instead of the shared vectors):
+the RNN-RBM's RBM at time t has biases b_v^(t), b_h^(t) set by its RNN (Boulanger-Lewandowski et al.
+2012, eq. 9-10), with the same W.
+
 The learning signal is the chapter's cost `mean F(v0) - mean F(chain_end)` with the negative particles
 detached: its gradient is the CD-k (chain started at the data) or PCD-k (chain kept between updates,
 Tieleman 2008) estimate of -d log p(v0) / d theta; `cd_grads` gives it in closed form, for any torch
@@ -32,6 +36,11 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torc
     return torch.empty_like(p).uniform_(generator=generator).lt_(p)
 
 
+def visible_term(v: torch.Tensor, vbias: torch.Tensor) -> torch.Tensor:
+    """v.vbias per row [B]: one matrix-vector product for shared biases, a row-wise one for per-row biases."""
+    return v @ vbias if vbias.dim() == 1 else (v * vbias).sum(1)
+
+
 class RBMCore(nn.Module):
     """W [n_visible, n_hidden], hbias, vbias, and the PCD chains (`persistent_chain`, hidden states,
     one per batch row; a buffer, so it travels in every state_dict)."""
@@ -54,28 +63,28 @@ class RBMCore(nn.Module):
         self.register_buffer("persistent_chain", torch.zeros(0, n_hidden))
 
     # ---- conditionals and Gibbs steps (the tutorial's vocabulary) ------------------------------------
-    def propup(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pre_sigmoid_h, p(h=1|v)) for v [B, n_visible]."""
-        pre_sigmoid_h = torch.addmm(self.hbias, v, self.W)  # [B, n_hidden]
+    def propup(self, v: torch.Tensor, hbias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre_sigmoid_h, p(h=1|v)) for v [B, n_visible]; `hbias` [B, n_hidden]: per-row hidden biases."""
+        pre_sigmoid_h = torch.addmm(self.hbias if hbias is None else hbias, v, self.W)  # [B, n_hidden]
         return pre_sigmoid_h, torch.sigmoid(pre_sigmoid_h)
 
-    def propdown(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pre_sigmoid_v, p(v=1|h)) for h [B, n_hidden]."""
-        pre_sigmoid_v = torch.addmm(self.vbias, h, self.W.t())  # [B, n_visible]
+    def propdown(self, h: torch.Tensor, vbias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre_sigmoid_v, p(v=1|h)) for h [B, n_hidden]; `vbias` [B, n_visible]: per-row visible biases."""
+        pre_sigmoid_v = torch.addmm(self.vbias if vbias is None else vbias, h, self.W.t())  # [B, n_visible]
         return pre_sigmoid_v, torch.sigmoid(pre_sigmoid_v)
 
     def sample_h(self, h_mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """h ~ p(h | v) given its mean: binary units."""
         return bernoulli(h_mean, generator)
 
-    def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+    def sample_h_given_v(self, v0: torch.Tensor, generator: torch.Generator | None = None, hbias=None):
         """(pre_sigmoid_h1, h1_mean, h1_sample)."""
-        pre_sigmoid_h1, h1_mean = self.propup(v0)
+        pre_sigmoid_h1, h1_mean = self.propup(v0, hbias)
         return pre_sigmoid_h1, h1_mean, self.sample_h(h1_mean, generator)
 
-    def sample_v_given_h(self, h0: torch.Tensor, generator: torch.Generator | None = None):
+    def sample_v_given_h(self, h0: torch.Tensor, generator: torch.Generator | None = None, vbias=None):
         """(pre_sigmoid_v1, v1_mean, v1_sample)."""
-        pre_sigmoid_v1, v1_mean = self.propdown(h0)
+        pre_sigmoid_v1, v1_mean = self.propdown(h0, vbias)
         return pre_sigmoid_v1, v1_mean, bernoulli(v1_mean, generator)
 
     def gibbs_hvh(self, h0: torch.Tensor, generator: torch.Generator | None = None):
@@ -84,19 +93,19 @@ class RBMCore(nn.Module):
         pre_h, h_mean, h_sample = self.sample_h_given_v(v_sample, generator)
         return pre_v, v_mean, v_sample, pre_h, h_mean, h_sample
 
-    def gibbs_vhv(self, v0: torch.Tensor, generator: torch.Generator | None = None):
+    def gibbs_vhv(self, v0: torch.Tensor, generator: torch.Generator | None = None, hbias=None, vbias=None):
         """One step v -> h -> v: (pre_h, h_mean, h_sample, pre_v, v_mean, v_sample)."""
-        pre_h, h_mean, h_sample = self.sample_h_given_v(v0, generator)
-        pre_v, v_mean, v_sample = self.sample_v_given_h(h_sample, generator)
+        pre_h, h_mean, h_sample = self.sample_h_given_v(v0, generator, hbias)
+        pre_v, v_mean, v_sample = self.sample_v_given_h(h_sample, generator, vbias)
         return pre_h, h_mean, h_sample, pre_v, v_mean, v_sample
 
-    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        """F(v) = -v.vbias - sum_j softplus(v W + hbias)_j, shape [B]."""
-        return self.free_energy_from(v, torch.addmm(self.hbias, v, self.W))
+    def free_energy(self, v: torch.Tensor, hbias=None, vbias=None) -> torch.Tensor:
+        """F(v) = -v.vbias - sum_j softplus(v W + hbias)_j, shape [B] (per-row biases [B, n] if given)."""
+        return self.free_energy_from(v, torch.addmm(self.hbias if hbias is None else hbias, v, self.W), vbias)
 
-    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor) -> torch.Tensor:
+    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor, vbias=None) -> torch.Tensor:
         """F(v) given pre_h = v W + hbias already computed."""
-        return -(v @ self.vbias) - F.softplus(pre_h).sum(1)
+        return -visible_term(v, self.vbias if vbias is None else vbias) - F.softplus(pre_h).sum(1)
 
     # ---- the learning signal -------------------------------------------------------------------------
     def chains_for(self, v0: torch.Tensor) -> torch.Tensor:
@@ -170,13 +179,13 @@ class GaussianHiddenRBM(RBMCore):
         F(v) = -v.vbias - sum_j (v W + hbias)_j^2 / 2   (+ a constant: the Gaussian integral over h)
     """
 
-    def propup(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pre_h = torch.addmm(self.hbias, v, self.W)  # [B, n_hidden]: linear units, mean = input
+    def propup(self, v: torch.Tensor, hbias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        pre_h = torch.addmm(self.hbias if hbias is None else hbias, v, self.W)  # [B, n_hidden]: linear, mean = input
         return pre_h, pre_h
 
     def sample_h(self, h_mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """h ~ N(h_mean, I): linear units with unit-variance Gaussian noise."""
         return h_mean + torch.randn(h_mean.shape, generator=generator, device=h_mean.device, dtype=h_mean.dtype)
 
-    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor) -> torch.Tensor:
-        return -(v @ self.vbias) - 0.5 * pre_h.pow(2).sum(1)
+    def free_energy_from(self, v: torch.Tensor, pre_h: torch.Tensor, vbias=None) -> torch.Tensor:
+        return -visible_term(v, self.vbias if vbias is None else vbias) - 0.5 * pre_h.pow(2).sum(1)
