@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from genexp import GenexpError
-from genexp.data import DataInfo, FakeDataModule, ImageDataModule, MNISTDataModule, load_mnist
+from genexp.data import DataInfo, FakeDataModule, MNISTDataModule, TensorDataModule, load_mnist
 from genexp.data.mnist import FASHION_MNIST, FILES, parse_idx, resolve_root, write_idx
 
 # ---- IDX ---------------------------------------------------------------------------------------
@@ -523,5 +523,5 @@ def test_data_configs_are_constructor_arguments(name):
 
     cfg = compose_config(f"data={name}", "seed=3")  # with the yaml's own defaults (fashion_mnist: mnist's)
     dm = hydra.utils.instantiate(cfg.data, _convert_="all")
-    assert isinstance(dm, ImageDataModule) and dm.name == name and dm.hparams.seed == 3
+    assert isinstance(dm, TensorDataModule) and dm.name == name and dm.hparams.seed == 3
     assert set(cfg.data) - {"_target_"} <= set(dm.hparams)

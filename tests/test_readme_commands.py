@@ -21,11 +21,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fake_data
 
 pytestmark = pytest.mark.slow
 
 SMOKE = ["debug=smoke", "data=fake"]
+
+
+def smoke(args: list[str]) -> list[str]:
+    """`debug=smoke` and the fake data of the command's model (tests.conftest.fake_data: the synthetic
+    chorales of a sequence model), `data=fake` when it names none."""
+    model = next((a.split("=", 1)[1] for a in args if a.startswith("model=")), "")
+    return ["debug=smoke", fake_data(model)] if model and "," not in model else list(SMOKE)
+
+
 TOOL_SMOKE = {"loglik": ["--ais-chains", "10", "--ais-betas", "100"]}  # the tools' own "smoke" sizes
 RUN_PLACEHOLDER = re.compile(r"outputs/(\w+)/<run>")
 SWEEP_PLACEHOLDER = "outputs/multirun/<date_time>"
@@ -90,7 +99,7 @@ def made(tmp_path_factory):
             else:
                 out = base / RUN_PLACEHOLDER.fullmatch(placeholder).group(1)
                 args = [f"model={out.name}", f"hydra.run.dir={out}", "logger=csv"]
-            _ok(run([sys.executable, "-m", "genexp", *args, *SMOKE], base), placeholder)
+            _ok(run([sys.executable, "-m", "genexp", *args, *smoke(args)], base), placeholder)
             cache[placeholder] = out
         return cache[placeholder]
 
@@ -183,7 +192,7 @@ def test_readme_command(command, comment, made, tmp_path):
         return
 
     multirun = "-m" in args or "--multirun" in args
-    extra = list(SMOKE) if not any(a.startswith("data=") for a in args) else ["debug=smoke"]
+    extra = smoke(args) if not any(a.startswith("data=") for a in args) else ["debug=smoke"]
     if any(a.startswith("hparams_search=") for a in args):
         extra.append("hydra.sweeper.n_trials=2")
     done = run([*exe, *args, *extra], tmp_path)

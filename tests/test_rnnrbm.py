@@ -277,7 +277,7 @@ def test_it_learns_the_fake_chorales(tmp_path):
     cfg.callbacks.piano_rolls = None
     cfg.paths.output_dir = str(tmp_path)
     torch.set_num_threads(1)
-    assert run(cfg) > 0.6  # val/frame_acc; the untrained model predicts no note at all (0)
+    assert run(cfg) > 0.3  # val/frame_acc; the untrained model predicts no note at all (0)
 
 
 def test_sequence_models_refuse_images_and_frame_models_take_frames():

@@ -213,10 +213,11 @@ class CodeTraversal(pl.Callback):
             viz.picture(trainer, viz.grid(images, nrow=cols, scale=2), f"codes_cont{j}_epoch_{epoch:03d}.png", "codes")
 
 
-def piano_roll_image(rolls: torch.Tensor, scale: int = 3, gap: int = 4) -> tuple:
-    """Rolls [n, T, 88] in [0, 1] as one uint8 picture: each roll a band of 88 rows, the highest key on
-    top, time left to right, notes black on white, the C of every octave a faint line; bands separated
-    by `gap` grey rows. Returns (image, keys shown): the bands are cropped to the keys any roll uses."""
+def piano_roll_image(rolls: torch.Tensor, key_px: int = 3, frame_px: int = 6, gap: int = 4) -> tuple:
+    """Rolls [n, T, 88] in [0, 1] as one uint8 picture: each roll a band of rows (one per key, `key_px`
+    pixels high, the highest key on top), time left to right (`frame_px` pixels a frame), notes black on
+    white, the C of every octave a faint line; bands separated by `gap` grey rows. Returns (image, the
+    lowest and highest MIDI note shown): the bands are cropped to the keys any roll uses."""
     x = rolls.detach().float().cpu().clamp(0, 1)
     used = torch.nonzero(x.amax((0, 1)) > 0).flatten()
     lo, hi = (int(used.min()) - 2, int(used.max()) + 3) if len(used) else (0, x.shape[-1])
@@ -228,7 +229,7 @@ def piano_roll_image(rolls: torch.Tensor, scale: int = 3, gap: int = 4) -> tuple
         band[c_rows] = torch.minimum(band[c_rows], torch.tensor(0.85))
         bands += [band, torch.full((gap, band.shape[1]), 0.6)]
     image = (torch.cat(bands[:-1]).numpy() * 255).round().astype("uint8")
-    return image.repeat(scale, 0).repeat(scale, 1), (lo + piano.LOWEST, hi - 1 + piano.LOWEST)
+    return image.repeat(key_px, 0).repeat(frame_px, 1), (lo + piano.LOWEST, hi - 1 + piano.LOWEST)
 
 
 class PianoRolls(pl.Callback):

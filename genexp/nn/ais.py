@@ -217,7 +217,7 @@ def ais_log_partition_rows(
     n_chains: int = 20,
     n_betas: int = 1000,
     seed: int = 0,
-    max_rows: int = 65536,
+    max_rows: int = 16384,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """AIS estimates of log Z [R] of R RBMs sharing W, with biases hbias [R, n_hidden] and vbias [R, n_visible],
     each annealed from its own base-rate model (W = 0, visible biases base_vbias [R, n_visible]) through eq. 13

@@ -95,8 +95,9 @@ class RBMCore(nn.Module):
 
     def gibbs_vhv(self, v0: torch.Tensor, generator: torch.Generator | None = None, hbias=None, vbias=None):
         """One step v -> h -> v: (pre_h, h_mean, h_sample, pre_v, v_mean, v_sample)."""
-        pre_h, h_mean, h_sample = self.sample_h_given_v(v0, generator, hbias)
-        pre_v, v_mean, v_sample = self.sample_v_given_h(h_sample, generator, vbias)
+        # (per-row biases passed on only when given: subclasses and tests may wrap the two-argument form)
+        pre_h, h_mean, h_sample = self.sample_h_given_v(v0, generator, *(() if hbias is None else (hbias,)))
+        pre_v, v_mean, v_sample = self.sample_v_given_h(h_sample, generator, *(() if vbias is None else (vbias,)))
         return pre_h, h_mean, h_sample, pre_v, v_mean, v_sample
 
     def free_energy(self, v: torch.Tensor, hbias=None, vbias=None) -> torch.Tensor:
