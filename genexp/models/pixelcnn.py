@@ -40,6 +40,12 @@ def causal_mask(k: int, mask_type: str) -> torch.Tensor:
     return m
 
 
+def _device(generator: torch.Generator | None, default: torch.device) -> torch.device:
+    """Where to draw: on the generator's device (the callers' generators live on the model's device, a
+    CUDA generator cannot draw on the CPU), else the model's."""
+    return generator.device if generator is not None else default
+
+
 class MaskedConv2d(nn.Conv2d):
     """A same-padded k x k convolution whose weights are multiplied by `causal_mask`."""
 
@@ -163,7 +169,7 @@ class PixelCNN(GenerativeModule):
         means = torch.zeros_like(x)
         caches, pad = self._caches(n), self.hparams.first_kernel // 2
         for r in range(SIDE):
-            u = torch.rand(n, SIDE, generator=generator).to(self.device)  # the same draws on any device
+            u = torch.rand(n, SIDE, generator=generator, device=_device(generator, self.device))
             for c in range(SIDE):
                 p = torch.sigmoid(step(x, caches, r, c, y).float())
                 means[:, 0, r, c] = p
@@ -175,7 +181,9 @@ class PixelCNN(GenerativeModule):
         if not self.is_conditional:
             return None
         if labels is None:  # no labels asked: classes drawn uniformly
-            labels = torch.randint(self.hparams.n_classes, (n,), generator=generator)
+            labels = torch.randint(
+                self.hparams.n_classes, (n,), generator=generator, device=_device(generator, self.device)
+            )
         return labels.to(self.device).long()
 
     def _caches(self, n: int) -> list[torch.Tensor]:
