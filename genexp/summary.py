@@ -51,7 +51,8 @@ def group_overrides(overrides: list[str]) -> list[str]:
 
 
 def load_run(dir: str | os.PathLike) -> dict:
-    """One run dir -> {name, dir, overrides, group, seed, status, reason, wall_time_s, metrics, provenance}."""
+    """One run dir -> {name, dir, overrides, group, seed, status, reason, wall_time_s, epochs, metrics,
+    provenance}."""
     d = Path(dir)
     overrides = [str(o) for o in (_read_yaml(d / ".hydra" / "overrides.yaml") or [])]
     config = _read_yaml(d / ".hydra" / "config.yaml") or {}
@@ -75,6 +76,7 @@ def load_run(dir: str | os.PathLike) -> dict:
         "status": str(data.get("status", "unknown")),
         "reason": data.get("reason"),
         "wall_time_s": metrics.pop("wall_time_s", None),
+        "epochs": data.get("epochs") if isinstance(data.get("epochs"), int) else None,
         "metrics": {k: v for k, v in metrics.items() if "/" in k},
         "provenance": data.get("provenance") or {},
     }
@@ -145,7 +147,8 @@ def summarize(runs: list[dict], metrics: list[str] | None = None) -> dict:
         "feature_nets": [{"name": n, "sha256": s} for n, s in sorted(nets, key=str)],
         "configs": [str(Path(r["dir"]) / (r["provenance"].get("config") or ".hydra/config.yaml")) for r in runs],
     }
-    jobs = [{k: r[k] for k in ("name", "dir", "group", "seed", "status", "reason", "wall_time_s")} for r in runs]
+    keys = ("name", "dir", "group", "seed", "status", "reason", "wall_time_s", "epochs")
+    jobs = [{k: r[k] for k in keys} for r in runs]
     for j, r in zip(jobs, runs, strict=True):
         j["metrics"] = {k: r["metrics"][k] for k in metrics if k in r["metrics"]}
     return {"title": "Results", "provenance": provenance, "metric_keys": list(metrics), "groups": out, "jobs": jobs}
