@@ -123,6 +123,12 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
                 f"{cls} has no log_likelihood: {args.ckpt} holds a model with no likelihood to score "
                 f"(`genexp evaluate {args.ckpt}` scores it through its run's callbacks)"
             )
+        if "sequence" in getattr(model, "data_kinds", ()):
+            raise GenexpError(
+                f"{cls} is a sequence model: its log-likelihood per time step is scored at the end of its run "
+                "(test/loglik_step in metrics.json and likelihood.json; `genexp evaluate` reruns it); "
+                "genexp loglik scores image models"
+            )
         params = inspect.signature(model.log_likelihood).parameters
         wanted = {"ais_chains": args.ais_chains, "ais_betas": args.ais_betas, "seed": args.seed}
         options = {k: v for k, v in wanted.items() if k in params}

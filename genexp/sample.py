@@ -3,7 +3,8 @@
     genexp sample CHECKPOINT --n 10000 [--out FILE.npz] [--seed 0] [--batch-size 500] [--device cpu] [--digit D]
     python -m genexp.sample CHECKPOINT --n 10000 ...                      (the same command)
 
-The `.npz` holds `images` float32 [n, 1, 28, 28] in [0, 1] and `labels` int64 [n] (the digit asked
+The `.npz` holds `images` float32 [n, *sample shape] in [0, 1] (digits [n, 1, 28, 28]; a sequence model's
+piano rolls [n, T, 88]) and `labels` int64 [n] (the digit asked
 of a conditional model, balanced 0..9 unless `--digit` is given; -1 for an unconditional one). The
 default --out is `samples_<n>.npz` in the checkpoint's run dir (RUN_DIR/checkpoints/x.ckpt -> RUN_DIR),
 else beside the checkpoint; never the current directory. The model class comes from the checkpoint's

@@ -128,7 +128,8 @@ def main() -> None:
         f"{n_pieces['train']}/{n_pieces['val']}/{n_pieces['test']} pieces). Git commit "
         f"`{git_state().get('git_commit', '?')[:10]}`.",
         "",
-        f"| model | test log-lik. per time step (nats) | frame accuracy | how | paper ({PAPER}) | training |",
+        f"| model | test log-lik. per time step (nats) | frame accuracy | how | paper ({PAPER}) "
+        "| wall time, evaluation included |",
         "|---|---:|---:|---|---:|---:|",
     ]
     for r in rows:

@@ -138,7 +138,8 @@ class RNNRBM(GenerativeModule):
         p = self.predict_frames(x, lengths)
         m = self.mask(lengths, p.shape[1])
         truth = x[:, : p.shape[1]]
-        xent = nn.functional.binary_cross_entropy(p[m].clamp(1e-6, 1 - 1e-6), truth[m], reduction="sum") / m.sum()
+        q, t = p[m].clamp(1e-6, 1 - 1e-6), truth[m]  # (written out: a NaN prediction gives NaN, not an error)
+        xent = -(t * q.log() + (1 - t) * (-q).log1p()).sum() / m.sum()
         sync = self._trainer is not None and self.trainer.world_size > 1
         self.log(f"{split}/pred_xent", xent, sync_dist=sync, batch_size=int(m.sum()))
         if split == "val":
