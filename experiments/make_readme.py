@@ -159,6 +159,7 @@ COPIED = {
     "likelihood": ("experiments/likelihood/results.md", "experiments/likelihood/table.py"),
     "fashion": ("experiments/fashion_mnist/table.md", "experiments/fashion_mnist/table.py"),
     "pixelcnn_sampling": ("experiments/pixelcnn_mnist/sampling.md", "experiments/pixelcnn_mnist/sampling.py"),
+    "rnnrbm": ("experiments/rnnrbm/table.md", "experiments/rnnrbm/table.py"),
 }
 
 

@@ -40,6 +40,9 @@ from genexp.record import git_state, write_atomic, write_json  # noqa: E402
 from genexp.sample import load_model  # noqa: E402
 from genexp.viz import save_png  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent))
+from make_readme import wall_time  # noqa: E402  (the model table's format: "39 s", "7 min")
+
 RNNRBM_RUN = ROOT / "outputs" / "studies" / "rnnrbm"
 RBM_RUN = ROOT / "outputs" / "studies" / "rnnrbm_rbm"
 PAPER = "Boulanger-Lewandowski et al. 2012, JSB Chorales"
@@ -95,7 +98,7 @@ def main() -> None:
             f"temperatures, mean ESS {lik['info'].get('ais_ess_mean', float('nan')):.1f}); "
             "prediction: mean-field marginals > 0.5",
             "paper": "-6.27",
-            "minutes": rnn["wall_time_s"] / 60,
+            "seconds": rnn["wall_time_s"],
         },
         {
             "model": "RBM 88-150 on the frames, CD-15 (`model=rbm data.frames=true`)",
@@ -103,7 +106,7 @@ def main() -> None:
             "frame_acc": rbm_frame_accuracy(RBM_RUN, test_x, test_len),
             "how": "AIS (100 chains x 14500 temperatures); prediction: mean-field marginals > 0.5, every frame",
             "paper": "—",
-            "minutes": rbm["wall_time_s"] / 60,
+            "seconds": rbm["wall_time_s"],
         },
         {
             "model": "Independent Bernoulli per key (closed form, add-one frequencies of the training frames)",
@@ -111,7 +114,7 @@ def main() -> None:
             "frame_acc": indep_acc,
             "how": "exact; prediction: frequency > 0.5 (no key is on that often: no note predicted)",
             "paper": "—",
-            "minutes": None,
+            "seconds": None,
         },
         {
             "model": "Random guessing (every key a fair coin)",
@@ -119,7 +122,7 @@ def main() -> None:
             "frame_acc": None,
             "how": "88 log 0.5",
             "paper": "-61.00",
-            "minutes": None,
+            "seconds": None,
         },
     ]
     n_pieces = {k: len(seq.split_tensors(k)[0]) for k in ("train", "val", "test")}
@@ -134,8 +137,8 @@ def main() -> None:
     ]
     for r in rows:
         acc = "—" if r["frame_acc"] is None else f"{r['frame_acc']:.1%}"
-        minutes = "—" if r["minutes"] is None else f"{r['minutes']:.0f} min"
-        lines.append(f"| {r['model']} | **{r['loglik_step']:.2f}** | {acc} | {r['how']} | {r['paper']} | {minutes} |")
+        wall = wall_time(r["seconds"])
+        lines.append(f"| {r['model']} | **{r['loglik_step']:.2f}** | {acc} | {r['how']} | {r['paper']} | {wall} |")
     lines += [
         "",
         "The paper's figures are on the published JSB Chorales (382 chorales, its own split and encoding), "

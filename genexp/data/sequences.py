@@ -145,13 +145,16 @@ class BachChoralesDataModule(SequenceDataModule):
         return self.root / CACHE
 
     def prepare_data(self):
-        if self.hparams.path is None and not self.cache.is_file():
+        """Build the cache if missing, or read the pickle (a bad one is refused before anything is written)."""
+        if self.hparams.path is not None:
+            self._pickled = piano.read_pickle(self.hparams.path)
+        elif not self.cache.is_file():
             build_cache(self.cache)
 
     def load_pieces(self) -> dict[str, list[np.ndarray]]:
         hp = self.hparams
         if hp.path is not None:
-            pieces = piano.read_pickle(hp.path)
+            pieces = getattr(self, "_pickled", None) or piano.read_pickle(hp.path)
             return {"train": pieces["train"], "val": pieces["valid"], "test": pieces["test"]}
         if not self.cache.is_file():
             build_cache(self.cache)
