@@ -197,6 +197,7 @@ def test_with_zero_rnn_weights_it_is_a_plain_rbm():
     assert torch.allclose(m.log_likelihood(x, lengths), expected, atol=1e-9, rtol=0)
 
 
+@torch.no_grad()
 def _brute_force_loglik(m: RNNRBM, piece: torch.Tensor) -> float:
     """log p(piece) from eq. 9-11 written out step by step, each p(v_t | past) by enumerating v and h."""
     W, bv0, bh0 = m.rbm.W, m.rbm.vbias, m.rbm.hbias
