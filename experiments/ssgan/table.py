@@ -25,9 +25,18 @@ from genexp.record import write_atomic  # noqa: E402
 # on, Adam eps 1e-4 and 0.9999 averaging, as their code (conf/model/ssgan.yaml).
 MLP = "SSGAN, permutation-invariant MLP, feature matching"
 ROWS = [
-    (f"{MLP}, Salimans et al.'s init; this CPU", "ssgan_100_cpu", "0.93 ± 0.065 (Salimans et al.); 0.795 (Bad GAN)"),
+    (
+        f"{MLP}, Salimans et al.'s init; 3 jobs sharing this CPU for 85 min",
+        "ssgan_100_cpu",
+        "0.93 ± 0.065 (Salimans et al.); 0.795 (Bad GAN)",
+    ),
     (f"{MLP}, Salimans et al.'s init; 3 jobs sharing an H200 for 7 min", "ssgan_long", None),
     (f"{MLP}, init of 2026-11-26; 21 jobs sharing an H100 for 4.5 min", "ssgan", None),
+    (
+        "supervised-only baseline, the same MLP on the N labels, Salimans et al.'s init; this CPU",
+        "ssgan_baseline_100",
+        None,
+    ),
     ("supervised-only baseline, the same MLP on the N labels, init of 2026-11-26; this CPU", "ssgan_baseline", None),
     ("SSGAN, small conv net (not permutation-invariant), init of 2026-11-26; with the 21 jobs", "ssgan_conv", None),
 ]
