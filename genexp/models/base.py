@@ -207,6 +207,11 @@ class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
         if self.trainer is not None and self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
+    def set_cosine_lr(self, opt, lr: float, batch_idx: int) -> None:
+        """Every parameter group of `opt` at lr * cosine_factor(batch_idx) (a model's `cosine: true`)."""
+        for group in opt.param_groups:
+            group["lr"] = lr * self.cosine_factor(batch_idx)
+
     def cosine_factor(self, batch_idx: int, first_epoch: int = 0) -> float:
         """0.5 (1 + cos(pi t / T)): a cosine decay from 1 to 0 over epochs first_epoch .. max_epochs - 1
         (Loshchilov & Hutter 2017), t the batch's position in them; a function of the epoch and batch only,

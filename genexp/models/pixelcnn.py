@@ -210,8 +210,7 @@ class PixelCNN(GenerativeModule):
         loss = self._nll(batch).mean()  # nats per image; binary x (data.binarize=dynamic)
         opt = self.optimizers()
         if self.hparams.cosine:  # decay to 0 over trainer.max_epochs: most of a short budget's last nats
-            for group in opt.param_groups:
-                group["lr"] = self.hparams.lr * self.cosine_factor(batch_idx)
+            self.set_cosine_lr(opt, self.hparams.lr, batch_idx)
         self.step_optimizer(opt, loss)
         self.gen_step += 1
         self.log_epoch_mean("train/nll", loss.detach())

@@ -111,8 +111,7 @@ class RNNRBM(GenerativeModule):
         x, lengths = batch
         opt = self.optimizers()
         if self.hparams.cosine:
-            for group in opt.param_groups:
-                group["lr"] = self.hparams.lr * self.cosine_factor(batch_idx)
+            self.set_cosine_lr(opt, self.hparams.lr, batch_idx)
         # 1. the RNN over the data: every frame's RBM biases
         v, bv, bh, _ = self.frames(x, lengths)
         # 2. CD-k negative particles, chains started at the data, no gradient through them
