@@ -105,8 +105,8 @@ class GAN(GenerativeModule):
         extra = [self.noise_q] if self.noise_q is not None else []
         return [p for m in (*generators, *extra) for p in m.parameters()]
 
-    def adam(self, params) -> torch.optim.Adam:
-        return torch.optim.Adam(params, lr=self.hparams.lr, betas=(self.hparams.beta1, self.hparams.beta2))
+    def adam(self, params, eps: float = 1e-8) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=self.hparams.lr, betas=(self.hparams.beta1, self.hparams.beta2), eps=eps)
 
     def test_step(self, batch, batch_idx):
         """D's view of held-out digits and of samples of the same labels (the sample metrics are the

@@ -190,8 +190,5 @@ class SSGAN(GAN):
         # Adam(0.003, beta1 0.5) for both (Salimans et al. 2016, their MNIST code). Their Adam divides by
         # sqrt(v + 1e-8), which floors the denominator at 1e-4: adam_eps = 1e-4 (added to sqrt(v) here)
         # gives the same floor, so parameters with tiny gradients take the same damped steps.
-        h = self.hparams
-        return [
-            torch.optim.Adam(params, lr=h.lr, betas=(h.beta1, h.beta2), eps=h.adam_eps)
-            for params in (self.classifier.parameters(), self.generator_parameters(self.generator))
-        ]
+        eps = self.hparams.adam_eps
+        return [self.adam(self.classifier.parameters(), eps), self.adam(self.generator_parameters(self.generator), eps)]
