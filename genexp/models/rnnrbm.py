@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genexp.metrics.sequence import frame_counts
 from genexp.models.base import GenerativeModule
 from genexp.nn import ais
 from genexp.nn.rbm import RBMCore
@@ -142,9 +143,7 @@ class RNNRBM(GenerativeModule):
         sync = self._trainer is not None and self.trainer.world_size > 1
         self.log(f"{split}/pred_xent", xent, sync_dist=sync, batch_size=int(m.sum()))
         if split == "val":
-            pred, on = p > 0.5, truth > 0.5
-            tp, fp, fn = ((a & b)[m].sum() for a, b in ((pred, on), (pred, ~on), (~pred, on)))
-            self._val_counts += torch.stack([tp, fp, fn]).double().cpu()
+            self._val_counts += torch.tensor(frame_counts(p > 0.5, truth > 0.5, lengths), dtype=torch.float64)
 
     def validation_step(self, batch, batch_idx):
         self._eval(batch, "val")
