@@ -40,6 +40,8 @@ SHOWN = [
     ("test/fid_mnist_cnn", "fid_mnist_cnn", ".1f"),
     ("test/modes_covered", "modes", ".0f"),
     ("test/code_error", "code error", ".1%"),
+    ("test/loglik_step", "log-lik. per time step (nats)", ".2f"),
+    ("test/frame_acc", "frame accuracy", ".1%"),
 ]
 
 
