@@ -121,3 +121,17 @@ def test_bad_settings_are_one_line_errors(override, message):
     with pytest.raises(Exception, match=message) as e:  # Hydra wraps the model's GenexpError
         build_model("pixelcnn", override)
     assert isinstance(e.value.__cause__, GenexpError)
+
+
+def test_autocast_trains_in_bf16_and_the_likelihood_stays_float32(monkeypatch):
+    m = build_model("pixelcnn", "model.h=8", "model.n_blocks=1", "model.autocast=true", "model.cosine=false")
+    x = (torch.rand(16, 1, 28, 28) < 0.3).float()
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    monkeypatch.setattr(m, "optimizers", lambda: opt)
+    monkeypatch.setattr(m, "manual_backward", lambda loss: loss.backward())
+    monkeypatch.setattr(m, "log_epoch_mean", lambda *a: None)
+    exact = -m.log_prob(x).mean().item()
+    loss = m.training_step((x, torch.zeros(16)), 0)["loss"].item()  # before the step: the bf16 NLL
+    assert loss != exact and abs(loss - exact) < 0.01 * exact  # bf16 rounding, not another quantity
+    assert m.conv_in.weight.dtype == torch.float32 and m.log_likelihood(x).dtype == torch.float64
+    assert -m.log_prob(x).mean().item() != exact  # the step updated the float32 weights

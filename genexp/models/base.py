@@ -221,6 +221,11 @@ class GenerativeModule(GenexpModule, metaclass=abc.ABCMeta):
         t = (self.current_epoch - first_epoch) * n_batches + batch_idx
         return 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0), total) / total))
 
+    def bf16(self, enabled: bool):
+        """bf16 autocast on the model's device when `enabled` (a model's training-only option: float32 weights,
+        optimizer and evaluation; ~2-3x faster convolutions and matmuls on CPUs with bf16 units)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     def step_optimizer(self, opt, loss: torch.Tensor) -> None:
         """zero_grad -> manual_backward -> step: one update of one optimizer."""
         opt.zero_grad(set_to_none=True)

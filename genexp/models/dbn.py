@@ -277,8 +277,7 @@ class FineTunedDBN(DBN):
     def finetune_step(self, batch, batch_idx: int, opt) -> dict[str, torch.Tensor]:
         for group in opt.param_groups:
             group["lr"] = self.cosine_lr(batch_idx)
-        # bf16 autocast (float32 weights, optimizer and evaluation): ~2x faster matmuls on CPUs with bf16 units
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.finetune_autocast):
+        with self.bf16(self.hparams.finetune_autocast):
             losses = self.losses(*self.train_batch(batch))
         self.step_optimizer(opt, losses["loss"])
         self.gen_step += 1

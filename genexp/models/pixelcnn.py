@@ -94,7 +94,10 @@ class PixelCNN(GenerativeModule):
     val_metric, val_mode = "val/nll", "min"  # nats per image on the val split (binarized as trained)
     likelihood_kind = "exact"
 
-    def __init__(self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool):
+    def __init__(
+        self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool,
+        autocast: bool = False,
+    ):
         super().__init__()
         number("model.h", h, 1, integer=True, hint="the residual blocks are 2h wide")
         number("model.n_blocks", n_blocks, 0, integer=True)
@@ -105,12 +108,17 @@ class PixelCNN(GenerativeModule):
         number("model.n_classes", n_classes, 0, integer=True, hint="0: unconditional")
         number("model.lr", lr, 0, low_open=True)
         flag("model.cosine", cosine)
+        flag("model.autocast", autocast)
         self.save_hyperparameters()
         self.is_conditional = self.needs_labels = n_classes > 0
         self.conv_in = MaskedConv2d(1, 2 * h, first_kernel, "A")
         self.class_bias = nn.Embedding(n_classes, 2 * h) if n_classes else None
         self.blocks = nn.ModuleList(ResidualBlock(h, n_classes) for _ in range(n_blocks))
         self.head1, self.head2 = nn.Conv2d(2 * h, head, 1), nn.Conv2d(head, 1, 1)
+        # channels-last weights and activations: oneDNN's CPU convolutions, measured on this project's CPU
+        # (h 32, 8 blocks, batch 64, 2 threads, one training step): 201 ms, 179 channels-last, 116 bf16
+        # autocast, 69 both; cuDNN's bf16 kernels prefer it too.
+        self.to(memory_format=torch.channels_last)
 
     def check_data(self, info, batch_size=None) -> None:
         super().check_data(info, batch_size)
@@ -120,7 +128,8 @@ class PixelCNN(GenerativeModule):
     # ---- the model -------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Binary images [B, 1, 28, 28] -> logits [B, 1, 28, 28] of p(x_i = 1 | x_<i)."""
-        t = self.conv_in(x.reshape(len(x), 1, SIDE, SIDE)) + _bias(self.class_bias, y, spatial=True)
+        x = x.reshape(len(x), 1, SIDE, SIDE).contiguous(memory_format=torch.channels_last)
+        t = self.conv_in(x) + _bias(self.class_bias, y, spatial=True)
         for block in self.blocks:
             t = block(t, y)
         return self.head2(F.relu(self.head1(F.relu(t))))
@@ -207,7 +216,8 @@ class PixelCNN(GenerativeModule):
         return -self.log_prob(x, y).float()
 
     def training_step(self, batch, batch_idx):
-        loss = self._nll(batch).mean()  # nats per image; binary x (data.binarize=dynamic)
+        with self.bf16(self.hparams.autocast):  # training only: val/test likelihoods stay float32
+            loss = self._nll(batch).mean()  # nats per image; binary x (data.binarize=dynamic)
         opt = self.optimizers()
         if self.hparams.cosine:  # decay to 0 over trainer.max_epochs: most of a short budget's last nats
             self.set_cosine_lr(opt, self.hparams.lr, batch_idx)
