@@ -95,7 +95,15 @@ class PixelCNN(GenerativeModule):
     likelihood_kind = "exact"
 
     def __init__(
-        self, *, h: int, n_blocks: int, first_kernel: int, head: int, n_classes: int, lr: float, cosine: bool,
+        self,
+        *,
+        h: int,
+        n_blocks: int,
+        first_kernel: int,
+        head: int,
+        n_classes: int,
+        lr: float,
+        cosine: bool,
         autocast: bool = False,
     ):
         super().__init__()
