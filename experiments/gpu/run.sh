@@ -91,6 +91,36 @@ if [[ " ${STEPS:-} " == *" pixelcnn_large "* || " ${STEPS:-} " == *" ssgan_long 
   tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/session5.tgz" outputs/studies/{pixelcnn_large,ssgan_long} \
     experiments/{pixelcnn_large,ssgan_long}
 fi
+# Issues 12 and 10 on a lent GPU (session of 2026-11-27, second), run only when STEPS names session6:
+#   infogan_long: InfoGAN at the paper's widths, 3 seeds, 40 epochs or INFOGAN_S seconds each, all at once;
+#   pixelcnn_probe: 2 epochs of 100 batches of experiment=pixelcnn_large (bf16, beside infogan_long), whose
+#     warm epoch time sets how many epochs fit in PIXELCNN_S (the cosine lr must reach 0: a run cut by
+#     max_time mid-schedule would report an un-annealed model);
+#   pixelcnn_large: that many epochs (at most 60), then the test-end exact NLL of the binarized test set.
+# Their run dirs (no checkpoints) come back as $OUT/session6.tgz; locally tar -xzf session6.tgz, then
+# PUBLISH_ONLY=1 experiments/study.sh pixelcnn_large (and infogan_long).
+if [[ " ${STEPS:-} " == *" session6 "* ]]; then
+  STEPS="${STEPS} infogan_long pixelcnn_probe pixelcnn_large"
+  if [ -n "${GPU_DRY:-}" ]; then px=(trainer=cpu debug=smoke data=fake) ; else px=(trainer=gpu) ; fi
+  step infogan_long "${INFOGAN_LIMIT:-540}" experiments/infogan_long/run.sh "${st[@]}" hydra/launcher=joblib_local \
+    hydra.launcher.n_jobs=3 "++trainer.max_time=$(hms "${INFOGAN_S:-420}")" &
+  step pixelcnn_probe 120 "$PY" -m genexp experiment=pixelcnn_large "${px[@]}" trainer.max_epochs=2 \
+    trainer.limit_train_batches=100 trainer.check_val_every_n_epoch=100 test=false logger=csv \
+    hydra.run.dir="$OUT/pixelcnn_probe"
+  epochs=$("$PY" - "$OUT/pixelcnn_probe/metrics.json" "${PIXELCNN_S:-400}" <<'EOF'
+import json, math, sys
+t100 = json.load(open(sys.argv[1]))["epoch_time_s"][-1]  # 100 batches, warm, no validation
+epoch = t100 * math.ceil(50000 / 128) / 100 + 5  # + the val pass and the sample grid (a few s on a GPU)
+print(max(1, min(60, int(float(sys.argv[2]) / epoch))))
+EOF
+  ) || epochs=10
+  echo "pixelcnn_large: $epochs epochs planned" | tee -a "$OUT/steps.txt"
+  step pixelcnn_large "${PIXELCNN_LIMIT:-500}" experiments/pixelcnn_large/run.sh "${px[@]}" \
+    trainer.max_epochs="$epochs" trainer.max_time="$(hms $(( ${PIXELCNN_S:-400} + 40 )))"
+  wait
+  tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/session6.tgz" outputs/studies/{pixelcnn_large,infogan_long} \
+    experiments/{pixelcnn_large,infogan_long} "$OUT/pixelcnn_probe/metrics.json"
+fi
 for d in rbm_b100 rbm_b20 cdcgan_chapter; do
   "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
 done
