@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import hydra
@@ -16,6 +15,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
+
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -121,11 +122,12 @@ def quiet_trainer(root, callbacks=(), max_epochs: int = 1, limit_train_batches: 
 def run_genexp(
     *overrides: str, cwd: Path | None = None, timeout: int = 1800, env: dict | None = None, multirun: bool = False
 ) -> subprocess.CompletedProcess:
-    """`python -m genexp [-m] overrides...` in a subprocess; returns the finished process (text).
+    """`python -m genexp [-m] overrides...` in a fresh process (a child of the warm server, tests.zygote);
+    returns the finished process (text).
     The timeout only catches a hang: a busy machine must not fail a test."""
-    cmd = [sys.executable, "-m", "genexp"] + (["-m"] if multirun else []) + list(overrides)
+    args = (["-m"] if multirun else []) + list(overrides)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return zygote.run("genexp", args, cwd=cwd or ROOT, env=full_env, timeout=timeout)
 
 
 @pytest.fixture

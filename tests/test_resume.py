@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from omegaconf import OmegaConf
 from genexp.data import FakeDataModule
 from genexp.data.datamodule import BatchLoader
 from genexp.models.base import _pack, _unpack, rng_state, set_rng_state
+from tests import zygote
 from tests.conftest import MODELS, ROOT, compose_config, fake_data, run_genexp
 
 
@@ -344,19 +344,11 @@ class Pause(pl.Callback):
 def _start_paused(run_dir: Path, marker: Path, *overrides: str) -> subprocess.Popen:
     """`python -m genexp overrides` into run_dir, paused by `Pause`, in its own process group (a signal to
     the group reaches every DDP rank, as Ctrl-C in a terminal does)."""
-    cmd = [sys.executable, "-m", "genexp", *overrides, f"hydra.run.dir={run_dir}"]
-    cmd += [f"+callbacks.pause._target_={__name__}.Pause", f"+callbacks.pause.marker={marker}"]
+    args = [*overrides, f"hydra.run.dir={run_dir}"]
+    args += [f"+callbacks.pause._target_={__name__}.Pause", f"+callbacks.pause.marker={marker}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_default_sigint
-    )
-
-
-def _default_sigint() -> None:
-    """An xdist worker ignores SIGINT, and a Python started with SIGINT ignored never raises
-    KeyboardInterrupt: give the child the terminal's default back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    log = run_dir.parent / f"{run_dir.name}.log"
+    return zygote.spawn("genexp", args, cwd=ROOT, env=env, stdout=log, stderr=log, new_session=True)
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
