@@ -39,8 +39,13 @@ def serve() -> None:
         saved = os.dup(2)
         os.dup2(err.fileno(), 2)
         try:
+            import genexp
             import genexp.__main__  # noqa: F401  (torch, Lightning, Hydra, the callbacks, the models)
             import genexp.models  # noqa: F401
+
+            # `python -m genexp` runs genexp/__main__.py as __main__ only: never imported under its own name
+            del sys.modules["genexp.__main__"]
+            del genexp.__main__
         finally:
             os.dup2(saved, 2)
             os.close(saved)

@@ -104,7 +104,7 @@ class PixelCNN(GenerativeModule):
         n_classes: int,
         lr: float,
         cosine: bool,
-        autocast: bool = False,
+        autocast: bool,
     ):
         super().__init__()
         number("model.h", h, 1, integer=True, hint="the residual blocks are 2h wide")
