@@ -4,10 +4,9 @@ half-written: no checkpoints, samples or metrics in the run dir, nothing in a da
 
 One table, two tiers:
 - `test_cli_refuses` (slow): each row through the CLI, `python -m genexp` (its exit code, its stderr,
-  what it left), all rows started in the background on the first one; by default each row runs in a
-  child forked from a server that has imported torch/Lightning/Hydra once (GENEXP_TEST_CLI_FORK=0: a
-  fresh interpreter per row, `tests.conftest.run_genexp`); `test_fork_server_is_the_cli` checks that
-  both give the same.
+  what it left), all rows started in the background on the first one, each in a child of a warm server
+  (tests.zygote; GENEXP_TESTS_FRESH=1: a fresh interpreter per row); `test_fork_server_is_the_cli`
+  checks that both give the same.
 - `test_in_process_refuses` (fast): the rows that need no CLI, through the same steps `genexp.run`
   takes before the trainer (check_config -> data -> prepare_data -> model -> check_data), asserting
   the GenexpError.
@@ -23,7 +22,6 @@ import os
 import queue
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,8 @@ import hydra
 import pytest
 
 from genexp import GenexpError
-from tests.conftest import ROOT, compose_config, run_genexp
+from tests import zygote
+from tests.conftest import ROOT, compose_config
 
 PREFIX = "genexp: error: "
 
@@ -416,81 +415,7 @@ def _overrides(c: Case, tmp: Path) -> list[str]:
 
 WORKERS = 2  # CLI rows at once
 TIMEOUT = 180  # a refusal takes seconds: a row still running after this trains instead of refusing
-# 1 (default): the rows run `python -m genexp` in children forked from a server that imported torch,
-# Lightning and Hydra once (each real start spends ~4 s of CPU on those imports alone); 0: one fresh
-# interpreter per row (tests.conftest.run_genexp), the plain CLI, ~5x slower.
-FORK = os.environ.get("GENEXP_TEST_CLI_FORK", "1") != "0" and hasattr(os, "fork")
-
-
-def _serve() -> None:
-    """The fork server: import what every run imports, then for each request line
-    {"args", "out", "err"} on stdin run `python -m genexp ARGS` in a forked child (stdout and stderr
-    to the files `out`, `err`; killed after TIMEOUT s) and answer {"code": its exit code}."""
-    import runpy
-    import signal
-    import traceback
-
-    import genexp.run  # noqa: F401 - torch, Lightning, Hydra, genexp's callbacks and loggers
-    from genexp.models import cdcgan, classifier, dbn, dbn_classifier, deep_autoencoder, rbm  # noqa: F401
-
-    for line in sys.stdin:
-        req = json.loads(line)
-        pid = os.fork()
-        if pid == 0:  # the child: what `python -m genexp ARGS` does after its imports
-            code = 1
-            try:
-                signal.alarm(TIMEOUT)
-                for fd, path in ((1, req["out"]), (2, req["err"])):
-                    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-                sys.argv = ["genexp", *req["args"]]
-                try:
-                    runpy.run_module("genexp", run_name="__main__", alter_sys=True)
-                    code = 0
-                except SystemExit as e:  # as the interpreter reports it
-                    if isinstance(e.code, int) or e.code is None:
-                        code = e.code or 0
-                    else:
-                        print(e.code, file=sys.stderr)
-                except BaseException:  # noqa: BLE001 - an uncaught error: traceback, exit 1
-                    traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
-
-
-class _ForkServer:
-    def __init__(self, log: Path):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        code = "from tests.test_bad_inputs import _serve; _serve()"
-        self.log = open(log, "w")  # the server's own stderr, open while it runs
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-        )
-
-    def run(self, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-        out, err = tmp / "cli.stdout", tmp / "cli.stderr"
-        self.proc.stdin.write(json.dumps({"args": args, "out": str(out), "err": str(err)}) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        assert answer, f"the CLI fork server died (exit {self.proc.poll()}); see {self.log.name}"
-        code = json.loads(answer)["code"]
-        stdout, stderr = out.read_text(), err.read_text()
-        out.unlink(), err.unlink()
-        return subprocess.CompletedProcess(["python", "-m", "genexp", *args], code, stdout, stderr)
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        self.log.close()
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
 def _prepare(c: Case, tmp: Path) -> list[str]:
@@ -511,18 +436,15 @@ def cli_results(request, tmp_path_factory):
         and not any(m.kwargs.get("run") is False for m in item.iter_markers("xfail"))
     ]
     base = tmp_path_factory.mktemp("bad_inputs")
-    servers = queue.Queue()
-    if FORK:
-        for i in range(WORKERS):
-            servers.put(_ForkServer(base / f"server{i}.log"))
+    servers = queue.Queue()  # one warm server per thread at a time (tests.zygote)
+    for _ in range(WORKERS):
+        servers.put(None if zygote.FRESH else zygote.Server())
 
     def run(c: Case, tmp: Path) -> subprocess.CompletedProcess:
         args = _prepare(c, tmp)
-        if not FORK:
-            return run_genexp(*args, timeout=TIMEOUT)
         server = servers.get()
         try:
-            return server.run(args, tmp)
+            return zygote.run("genexp", args, cwd=ROOT, env=ENV, timeout=TIMEOUT, server=server)
         finally:
             servers.put(server)
 
@@ -535,7 +457,8 @@ def cli_results(request, tmp_path_factory):
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
     while not servers.empty():
-        servers.get().close()
+        if server := servers.get():
+            server.close()
 
 
 HYDRA_ONLY = {".hydra"}  # what Hydra itself writes into a run dir before the run starts (and <job name>.log)
@@ -558,6 +481,7 @@ CLI_CASES = [p for p in CASES if p.values[0].cli]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("bad_inputs_cli")  # one test worker runs every row (the fixture starts them all)
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_cli_refuses(case: Case, cli_results):
     tmp, future = cli_results[case.id]
@@ -624,27 +548,18 @@ def test_in_process_refuses(case: Case, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FORK, reason="the rows already run in fresh interpreters")
 def test_fork_server_is_the_cli(tmp_path):
-    """A row through a fresh interpreter (the plain CLI) and through the fork server: the same exit code,
-    the same error line, the same files left."""
+    """A row through a fresh interpreter (the plain CLI) and through the warm server (tests.zygote): the
+    same exit code, the same error line, the same files left."""
     c = next(p.values[0] for p in CASES if p.values[0].id == "rbm-lr-abc")
     results = []
-    for how in ("plain", "fork"):
-        tmp = tmp_path / how
+    for fresh in (True, False):
+        tmp = tmp_path / str(fresh)
         tmp.mkdir()
-        args = _prepare(c, tmp)
-        if how == "plain":
-            out = run_genexp(*args, timeout=TIMEOUT)
-        else:
-            server = _ForkServer(tmp_path / "server.log")
-            try:
-                out = server.run(args, tmp)
-            finally:
-                server.close()
+        out = zygote.run("genexp", _prepare(c, tmp), cwd=ROOT, env=ENV, timeout=TIMEOUT, fresh=fresh)
         lines = [line for line in out.stderr.splitlines() if line.startswith(PREFIX)]
         left = sorted(p.name for p in (tmp / "run").iterdir())
-        results.append((out.returncode, lines, left))
+        results.append((out.returncode, lines, left, out.stderr.count("\n")))
     assert results[0] == results[1] and results[0][0] == 2, results
 
 

@@ -150,6 +150,22 @@ def test_evaluation_callbacks_ran(smoke_run):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
+def test_another_seed_trains_another_model(model, tmp_path):
+    """seed=1 and seed=2 end on different weights (what makes `-m seed=1,2` two runs; that one seed gives
+    the same run twice is the resume tests' bitwise comparison). In process, as the smoke runs above."""
+    states = []
+    for seed in (1, 2):
+        smoke = ("trainer=smoke", "logger=csv", "test=false")
+        cfg = compose_config(f"model={model}", fake_data(model), *smoke, f"seed={seed}")
+        cfg.paths.output_dir = str(tmp_path / str(seed))
+        torch.set_num_threads(1)
+        run(cfg)
+        states.append(torch.load(tmp_path / str(seed) / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+    assert any(not torch.equal(v, states[1][k]) for k, v in states[0].items()), "seed=1 and seed=2 trained alike"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
 def test_trains_and_evaluates_under_bf16_autocast(model, tmp_path):
     """trainer.precision=bf16-mixed (what a GPU run uses): training steps under autocast, then every
     evaluation callback outside it. On the CPU here, the same autocast rules (bf16 matmuls)."""

@@ -1,5 +1,7 @@
-"""`python -m genexp -m ... trainer=ddp` for every model: one dir per job, each job's ranks training the
-job's own overrides on the same weights, no stray dir (Lightning #11300: child ranks re-ran the sweep)."""
+"""`python -m genexp ... trainer=ddp` for every model (the ranks end on the same weights), a sweep of DDP
+jobs (one dir per job, each job's ranks on its own overrides, no stray dir: Lightning #11300), SLURM
+requeue, ckpt_path=auto, the SLURM preset and Optuna under DDP. That another seed trains another model
+is tested per model in tests/test_contract.py."""
 
 from __future__ import annotations
 
@@ -19,25 +21,44 @@ from tests.conftest import MODELS, ROOT, fake_data, run_genexp
 pytestmark = pytest.mark.slow
 
 
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "debug=smoke", "logger=csv"]
+DUMP = ["+callbacks.dump._target_=tests.inject.DumpWeights"]  # every rank's weights at fit end
+ENV = {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _ranks_agree(job, model: str) -> dict:
+    """Rank 0's weights, after checking that rank 1's are the same (gradients averaged: the ranks step
+    identically), but for the per-rank state: PCD chains, BatchNorm statistics."""
+    ranks = [torch.load(job / f"weights_rank{r}.pt") for r in (0, 1)]
+    for key, value in ranks[0].items():
+        if key.endswith(("persistent_chain", "num_batches_tracked")) or "running_" in key:
+            continue
+        assert torch.equal(value, ranks[1][key]), f"{model}: {key} differs between the ranks"
+    return ranks[0]
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_multirun_of_ddp_jobs_makes_one_dir_per_job(model, tmp_path):
-    sweep = tmp_path / "sweep"
+def test_ddp_ranks_train_one_model(model, tmp_path):
+    """Every model under DDP (two CPU processes): one run dir, a finished record of world size 2, a
+    checkpoint, and the two ranks' weights equal at the end."""
+    run = tmp_path / "run"
+    out = run_genexp(f"model={model}", fake_data(model), *DDP, *DUMP, "test=false", f"hydra.run.dir={run}", env=ENV)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "finished" and record["world_size"] == 2
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    _ranks_agree(run, model)
+
+
+def test_multirun_of_ddp_jobs_makes_one_dir_per_job(tmp_path):
+    """A Hydra sweep of DDP jobs (the sweep is the model's business nowhere: one model stands for all):
+    one dir per job, no stray dir (Lightning #11300: child ranks re-ran the sweep), each job's ranks on
+    the job's own overrides."""
+    model, sweep = "rbm", tmp_path / "sweep"
     out = run_genexp(
-        f"model={model}",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "seed=1,2",
-        "debug=smoke",
-        fake_data(model),
-        "logger=csv",
-        "+callbacks.dump._target_=tests.inject.DumpWeights",
-        "test=false",  # the sweep and the ranks' training are the point here
-        f"hydra.sweep.dir={sweep}",
-        multirun=True,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")},
-    )
+        f"model={model}", *DDP, "seed=1,2", fake_data(model), *DUMP, "test=false", f"hydra.sweep.dir={sweep}",
+        multirun=True, cwd=tmp_path, env=ENV,
+    )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"], "a stray dir beside the sweep"
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -49,12 +70,7 @@ def test_multirun_of_ddp_jobs_makes_one_dir_per_job(model, tmp_path):
         assert (job / ".hydra" / "config.yaml").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
         assert f"seed={seed}" in (job / ".hydra" / "overrides.yaml").read_text()
         assert not (job / ".hydra" / "multirun.yaml").exists() and not list(job.glob("*/multirun.yaml"))
-        ranks = [torch.load(job / f"weights_rank{r}.pt") for r in (0, 1)]
-        for key, value in ranks[0].items():  # gradients averaged: the ranks step identically
-            if key.endswith(("persistent_chain", "num_batches_tracked")) or "running_" in key:
-                continue  # per-rank state: PCD chains, BatchNorm statistics
-            assert torch.equal(value, ranks[1][key]), f"{job.name}: {key} differs between the ranks"
-        weights.append(ranks[0])
+        weights.append(_ranks_agree(job, model))
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), "seed=1 and seed=2 trained alike"
 
 

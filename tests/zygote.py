@@ -8,6 +8,7 @@ stderr, so a warning a fresh interpreter would print is still seen.
 
     proc = spawn("genexp", ["model=rbm", ...], cwd=..., env=..., stdout=path, stderr=path, new_session=True)
     proc.pid; proc.poll(); proc.wait(timeout)   # a subprocess.Popen's, returncode < 0: killed by a signal
+    done = run("genexp", [...], cwd=..., env=..., timeout=600)   # a subprocess.run(capture_output=True)
 
 GENEXP_TESTS_FRESH=1 makes every run a fresh interpreter again (subprocess.Popen), for comparison.
 The server's protocol: one JSON request per line on its stdin, one JSON reply per line on its stdout.
@@ -117,7 +118,10 @@ def _child(run: dict, preamble: bytes) -> None:
 
 
 # ---- the client (the test worker) ------------------------------------------------------------------------
-class _Server:
+class Server:
+    """One warm server: its children run one at a time or at once, as the caller starts and waits on them
+    (requests are answered in order; not for two threads at once)."""
+
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
@@ -139,41 +143,50 @@ class _Server:
             self.proc.wait(30)
 
 
-_server: _Server | None = None
+_default: Server | None = None
+
+
+def default_server() -> Server:
+    """This test worker's server, started on first use (and again if it died)."""
+    global _default
+    if _default is None or _default.proc.poll() is not None:
+        _default = Server()
+    return _default
 
 
 class Forked:
-    """The subprocess.Popen interface the tests use, for a child of the server."""
+    """The subprocess.Popen interface the tests use, for a child of a server."""
 
-    def __init__(self, pid: int, args: list[str]) -> None:
-        self.pid, self.args, self.returncode = pid, args, None
+    def __init__(self, server: Server, pid: int, args: list[str]) -> None:
+        self.server, self.pid, self.args, self.returncode = server, pid, args, None
 
     def poll(self) -> int | None:
         return self.wait(0)
 
     def wait(self, timeout: float | None = None) -> int | None:
         if self.returncode is None:
-            self.returncode = _server.ask(pid=self.pid, timeout=timeout)["status"]
+            self.returncode = self.server.ask(pid=self.pid, timeout=timeout)["status"]
             if self.returncode is None and timeout:
                 raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
 
 
-def spawn(module: str, args: list[str], *, cwd: Path, env: dict, stdout: Path, stderr: Path, new_session=False):
-    """`python -m module args` with stdout and stderr appended to files: a Forked child of the warm server,
-    or (GENEXP_TESTS_FRESH=1) a subprocess.Popen."""
-    global _server
-    if FRESH:
+def spawn(
+    module: str, args: list[str], *, cwd: Path, env: dict, stdout: Path, stderr: Path, new_session: bool = False,
+    server: Server | None = None, fresh: bool = FRESH,
+):  # fmt: skip
+    """`python -m module args` with stdout and stderr appended to files: a Forked child of `server` (this
+    worker's by default), or with `fresh` a subprocess.Popen of a new interpreter."""
+    if fresh:
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             return subprocess.Popen(
                 [sys.executable, "-m", module, *args], cwd=cwd, env=env, stdout=out, stderr=err,
                 stdin=subprocess.DEVNULL, start_new_session=new_session, preexec_fn=_default_sigint,
             )  # fmt: skip
-    if _server is None or _server.proc.poll() is not None:
-        _server = _Server()
+    server = server or default_server()
     run = {"module": module, "args": list(args), "cwd": str(cwd), "env": dict(env), "new_session": new_session}
-    pid = _server.ask(run={**run, "stdout": str(stdout), "stderr": str(stderr)})["pid"]
-    return Forked(pid, [sys.executable, "-m", module, *args])
+    pid = server.ask(run={**run, "stdout": str(stdout), "stderr": str(stderr)})["pid"]
+    return Forked(server, pid, [sys.executable, "-m", module, *args])
 
 
 def _default_sigint() -> None:
@@ -184,11 +197,15 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run(module: str, args: list[str], *, cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
-    """subprocess.run(capture_output=True, text=True) of `python -m module args`, through `spawn`."""
+def run(
+    module: str, args: list[str], *, cwd: Path, env: dict, timeout: float, server: Server | None = None,
+    fresh: bool = FRESH,
+) -> subprocess.CompletedProcess:  # fmt: skip
+    """subprocess.run(capture_output=True, text=True) of `python -m module args`, through `spawn`; a run
+    still going after `timeout` s is killed (TimeoutExpired)."""
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        proc = spawn(module, args, cwd=cwd, env=env, stdout=out, stderr=err)
+        proc = spawn(module, args, cwd=cwd, env=env, stdout=out, stderr=err, server=server, fresh=fresh)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
