@@ -481,7 +481,6 @@ CLI_CASES = [p for p in CASES if p.values[0].cli]
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bad_inputs_cli")  # one test worker runs every row (the fixture starts them all)
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_cli_refuses(case: Case, cli_results):
     tmp, future = cli_results[case.id]
