@@ -141,6 +141,7 @@ def test_evaluation_callbacks_ran(smoke_run):
             and (out / "samples" / "sample_0.mid").read_bytes()[:4] == b"MThd"
         ),
         "SequenceLikelihood": lambda: "test/loglik_step" in metrics and "test/frame_acc" in metrics,
+        "FrameAccuracy": lambda: "val/frame_acc" in metrics,
     }
     unknown = set(callbacks.values()) - set(evidence)
     assert not unknown, f"add the evidence of {unknown} to this test"

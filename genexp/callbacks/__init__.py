@@ -4,6 +4,7 @@ contracts (genexp.models.base)."""
 from genexp.callbacks.checkpoint import Checkpoint
 from genexp.callbacks.evaluation import (
     CodePurity,
+    FrameAccuracy,
     FreeEnergyGap,
     LogLikelihood,
     PCABaseline,
@@ -38,6 +39,7 @@ __all__ = [
     "Reconstructions",
     "SampleGrid",
     "SampleQuality",
+    "FrameAccuracy",
     "SequenceLikelihood",
     "StagePairs",
 ]

@@ -235,6 +235,31 @@ class SequenceLikelihood(pl.Callback):
         write_json({**(json.loads(path.read_text()) if path.is_file() else {}), **results}, path)
 
 
+class FrameAccuracy(pl.Callback):
+    """`val/frame_acc` of a sequence model (its validation metric): TP / (TP + FP + FN) over every valid
+    frame of the val batches (Bay et al. 2009), counted from the next-frame prediction `frames` that its
+    validation_step returns, thresholded; the counts summed over DDP ranks."""
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold, self.counts = threshold, torch.zeros(3, dtype=torch.float64)
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self.counts = torch.zeros(3, dtype=torch.float64)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        x, lengths = batch
+        p = outputs["frames"]
+        counts = frame_counts(p > self.threshold, x[:, : p.shape[1]] > 0.5, lengths)
+        self.counts += torch.tensor(counts, dtype=torch.float64)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        counts = self.counts.to(pl_module.device)
+        if trainer.world_size > 1:
+            counts = trainer.strategy.reduce(counts, reduce_op="sum")
+        tp, fp, fn = counts.tolist()
+        pl_module.log("val/frame_acc", tp / max(tp + fp + fn, 1.0), prog_bar=True)
+
+
 class FreeEnergyGap(pl.Callback):
     """Overfitting monitor for energy models (Hinton 2010, "A practical guide", sec. 6): mean F(val)
     - mean F(train) on `n` images of each, at every validation end (`free_energy`)."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genexp.metrics.sequence import frame_counts
 from genexp.models.base import GenerativeModule
 from genexp.nn import ais
 from genexp.nn.rbm import RBMCore
@@ -75,7 +74,6 @@ class RNNRBM(GenerativeModule):
             for w in (self.W_uv, self.W_uh, self.rnn.weight_ih_l0, self.rnn.weight_hh_l0):
                 w.normal_(0.0, 1e-4, generator=g)
             self.rnn.bias_ih_l0.zero_(), self.rnn.bias_hh_l0.zero_()  # b_u = their sum
-        self._val_counts = torch.zeros(3, dtype=torch.float64)  # TP, FP, FN of the val epoch
 
     # ---- the model ---------------------------------------------------------------------------------------
     def biases(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,10 +128,11 @@ class RNNRBM(GenerativeModule):
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
-    # ---- validation: frame-level accuracy of the next-frame prediction -------------------------------------
-    def _eval(self, batch, split: str) -> None:
+    # ---- validation: the next-frame prediction ------------------------------------------------------------
+    def _eval(self, batch, split: str) -> dict[str, torch.Tensor]:
         """`<split>/pred_xent`: cross-entropy (nats per frame) of the frames under the mean-field prediction
-        (keys taken as independent: not the log-likelihood); on val the frame-accuracy counts too."""
+        (keys taken as independent: not the log-likelihood). Returns the prediction, from which the
+        FrameAccuracy callback counts val/frame_acc (conf/eval/sequence.yaml)."""
         x, lengths = batch
         p = self.predict_frames(x, lengths)
         m = self.mask(lengths, p.shape[1])
@@ -142,22 +141,13 @@ class RNNRBM(GenerativeModule):
         xent = -(t * q.log() + (1 - t) * (-q).log1p()).sum() / m.sum()
         sync = self._trainer is not None and self.trainer.world_size > 1
         self.log(f"{split}/pred_xent", xent, sync_dist=sync, batch_size=int(m.sum()))
-        if split == "val":
-            self._val_counts += torch.tensor(frame_counts(p > 0.5, truth > 0.5, lengths), dtype=torch.float64)
+        return {"frames": p}
 
     def validation_step(self, batch, batch_idx):
-        self._eval(batch, "val")
+        return self._eval(batch, "val")
 
     def test_step(self, batch, batch_idx):
         self._eval(batch, "test")  # test/frame_acc and test/loglik_step: conf/eval/sequence.yaml
-
-    def on_validation_epoch_end(self):
-        counts = self._val_counts.to(self.device)
-        if self._trainer is not None and self.trainer.world_size > 1:
-            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
-        tp, fp, fn = counts.tolist()
-        self.log("val/frame_acc", tp / max(tp + fp + fn, 1.0), prog_bar=True)
-        self._val_counts = torch.zeros(3, dtype=torch.float64)
 
     # ---- what the evaluation callbacks use ------------------------------------------------------------------
     @torch.no_grad()
