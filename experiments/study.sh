@@ -10,6 +10,8 @@
 # One torch thread and `nice`: several studies share this 2-core machine (OpenMP contention).
 # PUBLISH_ONLY=1 experiments/study.sh STUDY: no training, only the table and pictures of the run dirs
 # already in outputs/studies/STUDY (e.g. fetched from a GPU machine, console log in train.log).
+# RESUME_FROM=OTHER experiments/study.sh STUDY ... ckpt_path=last: STUDY starts as a copy of OTHER's run
+# dirs and its jobs resume from their last.ckpt (a longer run of the same jobs; OTHER is left as it was).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 study=$1; shift
@@ -21,6 +23,7 @@ PY=${PY:-.venv/bin/python}
 rc=0
 if [ -z "${PUBLISH_ONLY:-}" ]; then
 rm -rf "$runs"
+[ -n "${RESUME_FROM:-}" ] && cp -a "outputs/studies/$RESUME_FROM" "$runs"
 if [ "${1:-}" = "-m" ]; then
   shift
   dirs=(hydra.sweep.dir="$runs")
