@@ -126,7 +126,7 @@ def run_genexp(
     returns the finished process (text).
     The timeout only catches a hang: a busy machine must not fail a test."""
     args = (["-m"] if multirun else []) + list(overrides)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    full_env = zygote.cli_env(**(env or {}))
     return zygote.run("genexp", args, cwd=cwd or ROOT, env=full_env, timeout=timeout)
 
 

@@ -18,7 +18,6 @@ error: ">)`. Overrides may name `{tmp}`, the row's own temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import subprocess
@@ -415,7 +414,7 @@ def _overrides(c: Case, tmp: Path) -> list[str]:
 
 WORKERS = 2  # CLI rows at once
 TIMEOUT = 180  # a refusal takes seconds: a row still running after this trains instead of refusing
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+ENV = zygote.cli_env()
 
 
 def _prepare(c: Case, tmp: Path) -> list[str]:

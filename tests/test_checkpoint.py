@@ -31,6 +31,7 @@ from genexp.ckpt import AtomicCheckpointIO, check_compatible, load_checkpoint, r
 from genexp.evaluate import main as evaluate_main
 from genexp.models.rbm import RBM
 from genexp.sample import main as sample_main
+from tests import zygote
 from tests.conftest import ROOT, build_model, choices, compose_config
 
 TINY_RBM = ["model.n_hidden=16", "model.sample_steps=2"]
@@ -276,7 +277,7 @@ def test_sigterm_to_a_training_process_leaves_a_loadable_last_ckpt(tmp_path):
         "callbacks.checkpoint.every_n_minutes=null",
         f"hydra.run.dir={tmp_path}",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = zygote.cli_env()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     last = tmp_path / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300

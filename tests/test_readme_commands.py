@@ -11,7 +11,6 @@ a smoke sweep; `-> FILE` in a command's comment names the file it must write.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -79,7 +78,7 @@ def program(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """argv in cwd; `python -m genexp` through the warm server (tests.zygote), the others as they are."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = zygote.cli_env()
     if argv[:3] == [sys.executable, "-m", "genexp"]:
         return zygote.run("genexp", argv[3:], cwd=cwd, env=env, timeout=900)
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)

@@ -346,7 +346,7 @@ def _start_paused(run_dir: Path, marker: Path, *overrides: str) -> subprocess.Po
     the group reaches every DDP rank, as Ctrl-C in a terminal does)."""
     args = [*overrides, f"hydra.run.dir={run_dir}"]
     args += [f"+callbacks.pause._target_={__name__}.Pause", f"+callbacks.pause.marker={marker}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = zygote.cli_env()
     log = run_dir.parent / f"{run_dir.name}.log"
     return zygote.spawn("genexp", args, cwd=ROOT, env=env, stdout=log, stderr=log, new_session=True)
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tests import zygote
 from tests.conftest import MODELS, ROOT, fake_data, run_genexp
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,7 @@ def test_a_preempted_slurm_job_requeued_by_the_same_command_continues_its_run(tm
     the job's same command again with SLURM_RESTART_COUNT=1. The run dir comes from the job id (not a new
     timestamp), so the requeued job finds its last.ckpt and continues it, logging to the same W&B run."""
     cmd = [sys.executable, "-m", "genexp", "model=rbm", "data=fake", "debug=smoke", "trainer.max_epochs=60"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "SLURM_JOB_ID": "4242"}
+    env = zygote.cli_env(SLURM_JOB_ID="4242")
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = tmp_path / "outputs" / "rbm" / "slurm-4242"
     last = run_dir / "checkpoints" / "last.ckpt"

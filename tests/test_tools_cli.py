@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from genexp.cli import main
+from tests import zygote
 from tests.conftest import ROOT, build_model, compose_config
 
 SUBCOMMANDS = ["train", "sample", "loglik", "evaluate", "summary"]
@@ -192,7 +192,7 @@ def test_loglik_prints_n_a_for_a_bound_that_is_not_finite(rbm_run, monkeypatch, 
 
 
 def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = zygote.cli_env()
     return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 

@@ -29,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FRESH = os.environ.get("GENEXP_TESTS_FRESH") == "1"
 
 
+def cli_env(**extra: str) -> dict:
+    """The environment of every CLI process a test starts: this one's, unbuffered output (a killed run's
+    log is complete up to its kill) and one torch thread (test workers share the cores)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
+
+
 # ---- the server (python -m tests.zygote) -----------------------------------------------------------------
 def serve() -> None:
     import signal
@@ -123,7 +129,7 @@ class Server:
     (requests are answered in order; not for two threads at once)."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        env = cli_env()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.zygote"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, env=env,
