@@ -12,6 +12,8 @@
 # already in outputs/studies/STUDY (e.g. fetched from a GPU machine, console log in train.log).
 # RESUME_FROM=OTHER experiments/study.sh STUDY ... ckpt_path=last: STUDY starts as a copy of OTHER's run
 # dirs and its jobs resume from their last.ckpt (a longer run of the same jobs; OTHER is left as it was).
+# RESUME_FROM=STUDY with ckpt_path=auto: a study spread over several sittings (each job resumes if it had
+# started, starts otherwise); the console log is then appended to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 study=$1; shift
@@ -22,8 +24,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} GENEXP_DATA_DIR=${GENEXP_DATA_DIR:-
 PY=${PY:-.venv/bin/python}
 rc=0
 if [ -z "${PUBLISH_ONLY:-}" ]; then
-rm -rf "$runs"
-[ -n "${RESUME_FROM:-}" ] && cp -a "outputs/studies/$RESUME_FROM" "$runs"
+if [ "${RESUME_FROM:-}" != "$study" ]; then  # RESUME_FROM=STUDY itself: its run dirs are kept as they are
+  rm -rf "$runs"
+  if [ -n "${RESUME_FROM:-}" ]; then cp -a "outputs/studies/$RESUME_FROM" "$runs"; fi
+fi
 if [ "${1:-}" = "-m" ]; then
   shift
   dirs=(hydra.sweep.dir="$runs")
@@ -32,7 +36,8 @@ else
   dirs=(hydra.run.dir="$runs")
   multirun=()
 fi
-date -u +"start %FT%TZ: python -m genexp ${multirun[*]} $*" > "$out/train.log"
+[ "${RESUME_FROM:-}" = "$study" ] || : > "$out/train.log"
+date -u +"start %FT%TZ: python -m genexp ${multirun[*]} $*" >> "$out/train.log"
 nice -n 10 "$PY" -m genexp "${multirun[@]}" "$@" "${dirs[@]}" >> "$out/train.log" 2>&1 || rc=$?
 date -u +"end %FT%TZ (exit $rc)" >> "$out/train.log"
 fi

@@ -26,15 +26,17 @@ from genexp.record import write_atomic  # noqa: E402
 MLP = "SSGAN, permutation-invariant MLP, feature matching"
 ROWS = [
     (
-        f"{MLP}, Salimans et al.'s init; 3 jobs sharing this CPU for 85 min",
-        "ssgan_100_cpu",
+        f"{MLP}, Salimans et al.'s init; the 3 CPU jobs below continued from their last.ckpt (wall time: "
+        "the second sitting, after 5303 s)",
+        "ssgan_100_long_cpu",
         "0.93 ± 0.065 (Salimans et al.); 0.795 (Bad GAN)",
     ),
+    (f"{MLP}, Salimans et al.'s init; 3 jobs sharing this CPU for 85 min", "ssgan_100_cpu", None),
     (f"{MLP}, Salimans et al.'s init; 3 jobs sharing an H200 for 7 min", "ssgan_long", None),
     (f"{MLP}, init of 2026-11-26; 21 jobs sharing an H100 for 4.5 min", "ssgan", None),
     (
         "supervised-only baseline, the same MLP on the N labels, Salimans et al.'s init; this CPU",
-        "ssgan_baseline_100",
+        ("ssgan_baseline_100", "ssgan_baseline_init"),  # N = 100; N = 20, 50, 200
         None,
     ),
     ("supervised-only baseline, the same MLP on the N labels, init of 2026-11-26; this CPU", "ssgan_baseline", None),
@@ -43,13 +45,16 @@ ROWS = [
 NS = (20, 50, 100, 200)
 
 
-def by_n(study: str) -> dict[int, dict]:
-    """{N: group} of a study's results.json (N from its data.labelled override)."""
-    f = HERE.parent / study / "results.json"
-    if not f.is_file():
-        return {}
+def studies(study: str | tuple[str, ...]) -> list[Path]:
+    """The results.json files of a row: one study, or several that share out its N."""
+    names = (study,) if isinstance(study, str) else study
+    return [f for f in (HERE.parent / s / "results.json" for s in names) if f.is_file()]
+
+
+def by_n(study: str | tuple[str, ...]) -> dict[int, dict]:
+    """{N: group} of the row's results.json (N from each group's data.labelled override)."""
     groups = {}
-    for g in json.loads(f.read_text())["groups"]:
+    for g in (g for f in studies(study) for g in json.loads(f.read_text())["groups"]):
         found = [re.fullmatch(r"data\.labelled=(\d+)", o) for o in g["overrides"]]
         for m in filter(None, found):
             groups[int(m.group(1))] = g
@@ -64,12 +69,12 @@ def cell(group: dict | None) -> str:
     return f"{100 * stat['mean']:.2f}{std} (n={stat['n']})"
 
 
-def epochs(study: str) -> str:
+def epochs(study: str | tuple[str, ...]) -> str:
     """The range of epochs its finished jobs trained (from results.json's jobs; '?' before it was recorded)."""
-    f = HERE.parent / study / "results.json"
-    if not f.is_file():
+    files = studies(study)
+    if not files:
         return "-"
-    done = [j.get("epochs") for j in json.loads(f.read_text())["jobs"] if j["status"] == "finished"]
+    done = [j.get("epochs") for f in files for j in json.loads(f.read_text())["jobs"] if j["status"] == "finished"]
     if not done or None in done:
         return "?"
     return f"{min(done)}" if min(done) == max(done) else f"{min(done)}-{max(done)}"
