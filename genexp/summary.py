@@ -46,16 +46,29 @@ def _override_key(o: str) -> str:
 
 
 def group_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that define a group: all but `seed=...` and `hydra.*`."""
-    return [o for o in overrides if _override_key(o) != "seed" and not _override_key(o).startswith("hydra.")]
+    """The overrides that define a group: all but `seed=...`, `ckpt_path=...` (a resume, not a setting)
+    and `hydra.*`."""
+    keys = [_override_key(o) for o in overrides]
+    return [
+        o for o, k in zip(overrides, keys, strict=True) if k not in ("seed", "ckpt_path") and not k.startswith("hydra.")
+    ]
+
+
+def launch_dir(run_dir: Path) -> Path:
+    """The .hydra dir of a run's latest launch: a resumed run keeps its first launch's .hydra/ and saves each
+    resume's config and overrides in .hydra/resume_<time>/ (genexp/__main__.py), and the run finished with
+    the newest one's (a longer budget, say)."""
+    resumes = sorted(p for p in (run_dir / ".hydra").glob("resume_*") if (p / "overrides.yaml").is_file())
+    return resumes[-1] if resumes else run_dir / ".hydra"
 
 
 def load_run(dir: str | os.PathLike) -> dict:
     """One run dir -> {name, dir, overrides, group, seed, status, reason, wall_time_s, epochs, metrics,
     provenance}."""
     d = Path(dir)
-    overrides = [str(o) for o in (_read_yaml(d / ".hydra" / "overrides.yaml") or [])]
-    config = _read_yaml(d / ".hydra" / "config.yaml") or {}
+    launch = launch_dir(d)
+    overrides = [str(o) for o in (_read_yaml(launch / "overrides.yaml") or [])]
+    config = _read_yaml(launch / "config.yaml") or {}
     data: dict = {"status": "missing"}
     if (d / "metrics.json").is_file():
         try:
@@ -79,6 +92,7 @@ def load_run(dir: str | os.PathLike) -> dict:
         "epochs": data.get("epochs") if isinstance(data.get("epochs"), int) else None,
         "metrics": {k: v for k, v in metrics.items() if "/" in k},
         "provenance": data.get("provenance") or {},
+        "config_path": str(launch / "config.yaml"),
     }
 
 
@@ -145,7 +159,7 @@ def summarize(runs: list[dict], metrics: list[str] | None = None) -> dict:
         "git_commits": sorted({p["git_commit"] for p in prov if p.get("git_commit")}),
         "git_dirty": any(dirty) if dirty else None,
         "feature_nets": [{"name": n, "sha256": s} for n, s in sorted(nets, key=str)],
-        "configs": [str(Path(r["dir"]) / (r["provenance"].get("config") or ".hydra/config.yaml")) for r in runs],
+        "configs": [r["config_path"] for r in runs],  # the latest launch's (a resume's config beside the first)
     }
     keys = ("name", "dir", "group", "seed", "status", "reason", "wall_time_s", "epochs")
     jobs = [{k: r[k] for k in keys} for r in runs]

@@ -13,6 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from genexp.record import write_json
+from genexp.summary import launch_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def job_statuses(sweep_dir: Path) -> list[dict]:
         except (OSError, ValueError):
             data = {"status": "missing", "reason": "no metrics.json"}
         try:
-            overrides = " ".join(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) or [])
+            overrides = " ".join(yaml.safe_load((launch_dir(d) / "overrides.yaml").read_text()) or [])
         except (OSError, yaml.YAMLError):
             overrides = ""
         val = data.get("val_metric") or {}
