@@ -219,3 +219,20 @@ def test_make_readme_needs_markers(tmp_path, capsys):
     (tmp_path / "README.md").write_text("# no markers\n")
     assert _make_readme().main(["--root", str(tmp_path), "--check"]) == 2
     assert "<!-- models:begin -->" in capsys.readouterr().err
+
+
+def test_a_resumed_run_is_grouped_by_its_latest_launch(tmp_path):
+    """A run resumed with a longer budget finished under the resume's overrides (.hydra/resume_<time>/, the
+    newest of them), not the first launch's; ckpt_path= names the resume, not a setting."""
+    d = fake_run(tmp_path / "0_ssgan", ["model=ssgan", "trainer.max_epochs=90", "seed=1"], {"test/error": 0.02}, 1)
+    for stamp, epochs in [("2026-11-27_08-04-42", 300), ("2026-11-26_10-00-00", 120)]:
+        r = d / ".hydra" / f"resume_{stamp}"
+        r.mkdir()
+        overrides = ["model=ssgan", f"trainer.max_epochs={epochs}", "seed=1", "ckpt_path=last"]
+        (r / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        (r / "config.yaml").write_text(yaml.safe_dump({"seed": 1}))
+    run = S.load_run(d)
+    assert run["group"] == "model=ssgan trainer.max_epochs=300"
+    assert run["config_path"].endswith("resume_2026-11-27_08-04-42/config.yaml")
+    fresh = S.load_run(fake_run(tmp_path / "1_ssgan", ["model=ssgan", "seed=2"], {"test/error": 0.03}, 2))
+    assert fresh["group"] == "model=ssgan" and fresh["config_path"].endswith(".hydra/config.yaml")
