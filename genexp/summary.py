@@ -48,10 +48,7 @@ def _override_key(o: str) -> str:
 def group_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define a group: all but `seed=...`, `ckpt_path=...` (a resume, not a setting)
     and `hydra.*`."""
-    keys = [_override_key(o) for o in overrides]
-    return [
-        o for o, k in zip(overrides, keys, strict=True) if k not in ("seed", "ckpt_path") and not k.startswith("hydra.")
-    ]
+    return [o for o in overrides if (k := _override_key(o)) not in ("seed", "ckpt_path") and not k.startswith("hydra.")]
 
 
 def launch_dir(run_dir: Path) -> Path:
@@ -64,7 +61,7 @@ def launch_dir(run_dir: Path) -> Path:
 
 def load_run(dir: str | os.PathLike) -> dict:
     """One run dir -> {name, dir, overrides, group, seed, status, reason, wall_time_s, epochs, metrics,
-    provenance}."""
+    provenance, config_path}, the overrides and config those of its latest launch (`launch_dir`)."""
     d = Path(dir)
     launch = launch_dir(d)
     overrides = [str(o) for o in (_read_yaml(launch / "overrides.yaml") or [])]
