@@ -5,12 +5,14 @@ these models by glob (tests/test_contract.py, test_resume.py, test_scale_out.py)
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from genexp.callbacks import CodePurity
-from genexp.metrics.sample_quality import class_histogram, within_class_diversity
+from genexp.metrics.sample_quality import class_histogram, code_information, within_class_diversity
 from genexp.nn.gan import noise_nll
 from tests.conftest import build_model, quiet_trainer
 
@@ -110,7 +112,8 @@ def test_changing_an_infogan_code_changes_the_sample():
     cont2 = cont.clone()
     cont2[:, 0] = 1.0
     assert (m.generate_with_codes(z, cat, cont2) - base).abs().amax((1, 2, 3)).min() > 0
-    assert m.infer_codes(base).shape == (4,) and m.infer_codes(base).max() < m.hparams.n_cat
+    q = m.code_posterior(base)
+    assert q.shape == (4, m.hparams.n_cat) and torch.allclose(q.sum(1), torch.ones(4)) and (q >= 0).all()
 
 
 class _Loader:
@@ -161,17 +164,19 @@ def test_class_entropy_is_log_k_when_balanced_and_zero_for_one_class():
 
 
 class _CodeModel(pl.LightningModule):
-    """infer_codes = a fixed permutation of the true digit (a perfect code), or noise."""
+    """code_posterior = one-hot of a fixed permutation of the true digit (a perfect code), or of noise."""
 
     def __init__(self, lookup: dict[bytes, int], perm: torch.Tensor, noise: bool):
         super().__init__()
         self.lookup, self.perm, self.noise = lookup, perm, noise
         self.dummy = torch.nn.Linear(1, 1)
 
-    def infer_codes(self, x):
+    def code_posterior(self, x):
         if self.noise:
-            return torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(len(x)))
-        return self.perm[torch.tensor([self.lookup[r.numpy().tobytes()] for r in x])]
+            codes = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(len(x)))
+        else:
+            codes = self.perm[torch.tensor([self.lookup[r.numpy().tobytes()] for r in x])]
+        return torch.nn.functional.one_hot(codes, 10).float()
 
 
 @pytest.mark.parametrize("noise", [False, True], ids=["perfect", "random"])
@@ -193,8 +198,23 @@ def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, noise, monkeypatc
     monkeypatch.setattr(model, "log", lambda k, v, **kw: val.update({k: v}), raising=False)
     trainer.strategy = type("S", (), {"broadcast": staticmethod(lambda obj, src=0: obj)})()
     CodePurity(n_train=len(x_tr)).on_train_epoch_end(trainer, model)
+    # one-hot posteriors: I(x; c) is the entropy of the codes' histogram (the digits' for the perfect code)
+    codes = model.code_posterior(x_te).argmax(1)
+    assert logged["code_mi"] == pytest.approx(class_histogram(codes)["class_entropy"], abs=1e-9)
     if noise:
         assert logged["code_error"] > 0.5 and val["val/code_error"] > 0.5
     else:
         assert logged["code_error"] == 0.0 and logged["code_purity"] == 1.0 and logged["codes_used"] == 10
-        assert val == {"val/code_error": 0.0}
+        assert logged["code_mi"] == pytest.approx(class_histogram(y_te)["class_entropy"], abs=1e-9)
+        assert val == {"val/code_error": 0.0, "val/code_mi": pytest.approx(class_histogram(y_va)["class_entropy"])}
+
+
+def test_code_information_is_h_of_the_mean_minus_the_mean_h():
+    log = torch.log
+    assert code_information(torch.eye(4)) == pytest.approx(float(log(torch.tensor(4.0))))  # confident, balanced
+    assert code_information(torch.full((5, 3), 1 / 3)) == pytest.approx(0.0, abs=1e-12)  # q ignores x
+    assert code_information(torch.tensor([[0.7, 0.3], [0.7, 0.3]])) == pytest.approx(0.0, abs=1e-12)
+    # two images, q = (1, 0) and (1/2, 1/2): H(3/4, 1/4) - (0 + log 2) / 2
+    q = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert code_information(q) == pytest.approx(h - math.log(2) / 2, abs=1e-12)

@@ -16,7 +16,13 @@ from genexp.callbacks.pictures import eval_mode, image_data
 from genexp.metrics import likelihood
 from genexp.metrics.features import feature_net_info, load_feature_net
 from genexp.metrics.pca import pca_recon_sq_error
-from genexp.metrics.sample_quality import classify, generate, nearest_neighbour_check, sample_quality
+from genexp.metrics.sample_quality import (
+    classify,
+    code_information,
+    generate,
+    nearest_neighbour_check,
+    sample_quality,
+)
 from genexp.metrics.sequence import frame_counts
 from genexp.models.base import GenerativeModule
 from genexp.record import write_json
@@ -103,31 +109,33 @@ class SampleQuality(pl.Callback):
 
 
 class CodePurity(pl.Callback):
-    """For a model with a categorical latent code (`infer_codes(x)` -> [B] ints, InfoGAN): each code value
-    is mapped to the digit most of the first `n_train` training images with that code carry (majority
-    vote), and a split labelled through that map. At each training epoch's end the val split:
-    `val/code_error` (what a choice between InfoGAN settings may look at); at test end the test split:
-    `test/code_error` (Chen et al. 2016 report 5% on MNIST), `test/code_purity` (the map's accuracy on
-    those training images) and `test/codes_used`."""
+    """For a model with a categorical latent code (`code_posterior(x)` -> q(c | x) [B, K], InfoGAN): each
+    image gets its most probable code, and each code value is mapped to the digit most of the first
+    `n_train` training images with that code carry (majority vote), and a split labelled through that map.
+    At each training epoch's end the val split: `val/code_error` and `val/code_mi` (I(x; c) of q on the val
+    images, which uses no label: a choice between runs may look at it); at test end the test split:
+    `test/code_error` (Chen et al. 2016 report 5% on MNIST), `test/code_mi`, `test/code_purity` (the map's
+    accuracy on those training images) and `test/codes_used`."""
 
     def __init__(self, n_train: int = 10000, batch_size: int = 1000):
         self.n_train, self.batch_size = n_train, batch_size
 
     @torch.no_grad()
-    def _codes(self, pl_module, x: torch.Tensor) -> torch.Tensor:
+    def _posterior(self, pl_module, x: torch.Tensor) -> torch.Tensor:
         with eval_mode(pl_module):
-            return torch.cat([pl_module.infer_codes(b.to(pl_module.device)).cpu() for b in x.split(self.batch_size)])
+            return torch.cat([pl_module.code_posterior(b.to(pl_module.device)).cpu() for b in x.split(self.batch_size)])
 
-    def _score(self, pl_module, dm, split: str) -> dict[str, float]:
+    def score(self, pl_module, dm, split: str) -> dict[str, float]:
         (x_tr, y_tr), (x_ev, y_ev) = dm.split_tensors("train"), dm.split_tensors(split)
         y_tr, y_ev = (y.argmax(1) if y.ndim == 2 else y for y in (y_tr.cpu(), y_ev.cpu()))
-        c_tr, c_ev = self._codes(pl_module, x_tr[: self.n_train]), self._codes(pl_module, x_ev)
-        n_codes, n_classes = int(max(c_tr.max(), c_ev.max())) + 1, int(y_tr.max()) + 1
-        counts = torch.zeros(n_codes, n_classes, dtype=torch.long)
+        q_ev = self._posterior(pl_module, x_ev)
+        c_tr, c_ev = self._posterior(pl_module, x_tr[: self.n_train]).argmax(1), q_ev.argmax(1)
+        counts = torch.zeros(q_ev.shape[1], int(y_tr.max()) + 1, dtype=torch.long)
         counts.index_put_((c_tr, y_tr[: self.n_train]), torch.ones_like(c_tr), accumulate=True)
         to_digit = counts.argmax(1)  # a code no training image got maps to 0 (and counts as wrong)
         return {
             "code_error": float((to_digit[c_ev] != y_ev).float().mean()),
+            "code_mi": code_information(q_ev),
             "code_purity": float(counts.max(1).values.sum() / len(c_tr)),
             "codes_used": int((counts.sum(1) > 0).sum()),
         }
@@ -136,16 +144,17 @@ class CodePurity(pl.Callback):
         # a GAN has no validation_step (Lightning then skips the validation hooks): scored here, on rank 0,
         # and broadcast so that every rank logs the same value
         dm = trainer.datamodule
-        if not hasattr(pl_module, "infer_codes") or dm is None or not dm.hparams.get("val_size"):
+        if not hasattr(pl_module, "code_posterior") or dm is None or not dm.hparams.get("val_size"):
             return
-        metrics = self._score(pl_module, dm, "val") if trainer.is_global_zero else None
+        metrics = self.score(pl_module, dm, "val") if trainer.is_global_zero else None
         metrics = trainer.strategy.broadcast(metrics, src=0)
-        pl_module.log("val/code_error", metrics["code_error"])
+        for key in ("code_error", "code_mi"):
+            pl_module.log(f"val/{key}", metrics[key])
 
     def on_test_epoch_end(self, trainer, pl_module):
-        if not hasattr(pl_module, "infer_codes") or not trainer.is_global_zero or trainer.datamodule is None:
+        if not hasattr(pl_module, "code_posterior") or not trainer.is_global_zero or trainer.datamodule is None:
             return
-        _log(pl_module, self._score(pl_module, trainer.datamodule, "test"), "test")
+        _log(pl_module, self.score(pl_module, trainer.datamodule, "test"), "test")
 
 
 class LogLikelihood(pl.Callback):

@@ -88,6 +88,15 @@ def class_histogram(pred: torch.Tensor, n_classes: int = 10) -> dict[str, float]
     return {**out, "modes_covered": int((p >= 0.1 / n_classes).sum()), "kl_to_uniform": kl, "class_entropy": entropy}
 
 
+def code_information(q: torch.Tensor) -> float:
+    """I(x; c) in nats of an encoder's posteriors q(c | x) [N, K] over N images, x uniform over them:
+    H(mean_x q) - mean_x H(q) (the mutual information a categorical clustering aims at, e.g. RIM, Krause
+    et al. 2010). log K for confident codes used equally, 0 when q ignores x. No labels are involved."""
+    q = q.double()
+    entropy = lambda p: -(p * p.clamp_min(1e-30).log()).sum(-1)  # noqa: E731 (0 log 0 = 0)
+    return float(entropy(q.mean(0)) - entropy(q).mean())
+
+
 def within_class_diversity(
     f_real: torch.Tensor, y_real: torch.Tensor, f_fake: torch.Tensor, y_fake: torch.Tensor, per_class: int = 500
 ) -> float:

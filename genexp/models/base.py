@@ -14,7 +14,7 @@ Callbacks, metrics, `genexp.run` and the tests talk to a model only through thes
   `log_likelihood(x, **options) -> Tensor[B]` in nats, with `likelihood_kind` "exact" | "ais" | "bound"
   and `likelihood_info() -> dict` (LogLikelihood); `filters() -> Tensor[n_in, n_units]` (FilterMosaic);
   `gibbs_chain(x0, n_rows, steps_between, generator)` (MarkovChains); `reconstruct(x)` (Reconstructions);
-  `infer_codes(x)` (InfoGAN purity). Sequence models (x [B, T, n], lengths [B]):
+  `code_posterior(x) -> q(c | x)` (InfoGAN purity). Sequence models (x [B, T, n], lengths [B]):
   `log_likelihood(x, lengths, **options) -> Tensor[B]` (nats per sequence) and
   `predict_frames(x, lengths) -> Tensor[B, T, n]` (p(frame t | frames < t)) (SequenceLikelihood).
 """

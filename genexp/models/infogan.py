@@ -9,7 +9,7 @@ network Q(c | x), a head on the discriminator's body (Chen et al. 2016, sec. 5 a
     D phase:  d_cost + lambda_info * L_I on the phase's fakes   (D's body and the Q head learn c)
     G phase:  g_cost + lambda_info * L_I                         (G learns to make c recoverable)
 
-No labels are used in training; `infer_codes` gives the categorical code of any image (evaluated by
+No labels are used in training; `code_posterior` gives q(c_cat | x) of any image (evaluated by
 CodePurity against the digit labels). The generator is the chapter's, with the code in the place of
 the label (joined at every layer), the discriminator the chapter's with no label planes.
 """
@@ -95,10 +95,10 @@ class InfoGAN(GAN):
         return nll + self.hparams.lambda_cont * 0.5 * (out[:, self.hparams.n_cat :] - c_cont).pow(2).sum(1).mean()
 
     @torch.no_grad()
-    def infer_codes(self, x: torch.Tensor) -> torch.Tensor:
-        """The categorical code Q assigns to each image [B] (argmax of q(c_cat | x))."""
+    def code_posterior(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's posterior of the categorical code for each image, q(c_cat | x) [B, n_cat]."""
         empty = x.new_zeros(len(x), 0)
-        return self.q_head(self.discriminator.features(x, empty))[:, : self.hparams.n_cat].argmax(1)
+        return self.q_head(self.discriminator.features(x, empty))[:, : self.hparams.n_cat].softmax(1)
 
     @torch.no_grad()
     def generate_with_codes(self, z: torch.Tensor, c_cat: torch.Tensor, c_cont: torch.Tensor) -> torch.Tensor:
