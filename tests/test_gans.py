@@ -164,7 +164,8 @@ def test_class_entropy_is_log_k_when_balanced_and_zero_for_one_class():
 
 
 class _CodeModel(pl.LightningModule):
-    """code_posterior = one-hot of a fixed permutation of the true digit (a perfect code), or of noise."""
+    """code_posterior = one-hot of a fixed permutation of the true digit (a perfect code; with 9s given the
+    code of 4s when merged), or of noise."""
 
     def __init__(self, lookup: dict[bytes, int], perm: torch.Tensor, noise: bool):
         super().__init__()
@@ -179,8 +180,8 @@ class _CodeModel(pl.LightningModule):
         return torch.nn.functional.one_hot(codes, 10).float()
 
 
-@pytest.mark.parametrize("noise", [False, True], ids=["perfect", "random"])
-def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, noise, monkeypatch):
+@pytest.mark.parametrize("mode", ["perfect", "random", "merged"])
+def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, mode, monkeypatch):
     x_tr, y_tr = fake_dm.split_tensors("train")
     x_te, y_te = fake_dm.split_tensors("test")
     x_va, y_va = fake_dm.split_tensors("val")
@@ -188,7 +189,10 @@ def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, noise, monkeypatc
         r.numpy().tobytes(): int(c)
         for r, c in zip(torch.cat([x_tr, x_va, x_te]), torch.cat([y_tr, y_va, y_te]), strict=True)
     }
-    model = _CodeModel(lookup, torch.randperm(10, generator=torch.Generator().manual_seed(1)), noise)
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    if mode == "merged":
+        perm[9] = perm[4]
+    model = _CodeModel(lookup, perm, mode == "random")
     logged = {}
     monkeypatch.setattr("genexp.callbacks.evaluation._log", lambda m, metrics, prefix: logged.update(metrics))
     trainer = type("T", (), {"is_global_zero": True, "datamodule": fake_dm})()
@@ -201,10 +205,15 @@ def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, noise, monkeypatc
     # one-hot posteriors: I(x; c) is the entropy of the codes' histogram (the digits' for the perfect code)
     codes = model.code_posterior(x_te).argmax(1)
     assert logged["code_mi"] == pytest.approx(class_histogram(codes)["class_entropy"], abs=1e-9)
-    if noise:
+    if mode == "random":
         assert logged["code_error"] > 0.5 and val["val/code_error"] > 0.5
+    elif mode == "merged":  # the shared code goes to the more frequent of 4 and 9 among the training images
+        lost = 9 if (y_tr == 4).sum() >= (y_tr == 9).sum() else 4
+        assert logged["codes_used"] == 9 and logged["digits_coded"] == 9
+        assert logged["code_error"] == pytest.approx(float((y_te == lost).float().mean()))
     else:
-        assert logged["code_error"] == 0.0 and logged["code_purity"] == 1.0 and logged["codes_used"] == 10
+        assert logged["code_error"] == 0.0 and logged["code_purity"] == 1.0
+        assert logged["codes_used"] == 10 and logged["digits_coded"] == 10
         assert logged["code_mi"] == pytest.approx(class_histogram(y_te)["class_entropy"], abs=1e-9)
         assert val == {"val/code_error": 0.0, "val/code_mi": pytest.approx(class_histogram(y_va)["class_entropy"])}
 

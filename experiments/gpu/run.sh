@@ -121,6 +121,20 @@ EOF
   tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/session6.tgz" outputs/studies/{pixelcnn_large,infogan_long} \
     experiments/{pixelcnn_large,infogan_long} "$OUT/pixelcnn_probe/metrics.json"
 fi
+# Issue 10 on a lent GPU (prepared 2026-11-27, third session), run only when STEPS names session8:
+#   infogan_restarts: InfoGAN at the paper's widths, 40 epochs or INFOGAN_S seconds, 3 restarts of each of
+#   3 seeds (run seeds SEEDS, 1-9), all at once; experiments/infogan_restarts/keep_best.py keeps each
+#   seed's restart with the highest val/code_mi (no label). Run dirs (no checkpoints) come back as
+#   $OUT/session8.tgz; locally tar -xzf session8.tgz, PUBLISH_ONLY=1 experiments/study.sh infogan_restarts,
+#   then python experiments/infogan_restarts/keep_best.py.
+if [[ " ${STEPS:-} " == *" session8 "* ]]; then
+  STEPS="${STEPS} infogan_restarts"
+  step infogan_restarts "${INFOGAN_LIMIT:-540}" experiments/infogan_restarts/run.sh "${st[@]}" \
+    hydra/launcher=joblib_local hydra.launcher.n_jobs=9 "++trainer.max_time=$(hms "${INFOGAN_S:-450}")"
+  "$PY" experiments/infogan_restarts/keep_best.py > "$OUT/infogan_restarts_kept.md" 2>&1
+  tar --exclude='*.ckpt' --exclude=wandb -czf "$OUT/session8.tgz" outputs/studies/infogan_restarts \
+    experiments/infogan_restarts
+fi
 for d in rbm_b100 rbm_b20 cdcgan_chapter; do
   "$PY" -m genexp.summary "$OUT/$d" --title "$d" --out "$OUT/$d.md" --json "$OUT/$d.json" > /dev/null 2>&1 || true
 done

@@ -16,13 +16,7 @@ from genexp.callbacks.pictures import eval_mode, image_data
 from genexp.metrics import likelihood
 from genexp.metrics.features import feature_net_info, load_feature_net
 from genexp.metrics.pca import pca_recon_sq_error
-from genexp.metrics.sample_quality import (
-    classify,
-    code_information,
-    generate,
-    nearest_neighbour_check,
-    sample_quality,
-)
+from genexp.metrics.sample_quality import classify, code_information, generate, nearest_neighbour_check, sample_quality
 from genexp.metrics.sequence import frame_counts
 from genexp.models.base import GenerativeModule
 from genexp.record import write_json
@@ -115,7 +109,8 @@ class CodePurity(pl.Callback):
     At each training epoch's end the val split: `val/code_error` and `val/code_mi` (I(x; c) of q on the val
     images, which uses no label: a choice between runs may look at it); at test end the test split:
     `test/code_error` (Chen et al. 2016 report 5% on MNIST), `test/code_mi`, `test/code_purity` (the map's
-    accuracy on those training images) and `test/codes_used`."""
+    accuracy on those training images), `test/codes_used` and `test/digits_coded` (digits some code maps to:
+    10 when the code separates them, 9 when two digits share their codes)."""
 
     def __init__(self, n_train: int = 10000, batch_size: int = 1000):
         self.n_train, self.batch_size = n_train, batch_size
@@ -138,6 +133,7 @@ class CodePurity(pl.Callback):
             "code_mi": code_information(q_ev),
             "code_purity": float(counts.max(1).values.sum() / len(c_tr)),
             "codes_used": int((counts.sum(1) > 0).sum()),
+            "digits_coded": int(to_digit[counts.sum(1) > 0].unique().numel()),  # < 10: some digits share codes
         }
 
     def on_train_epoch_end(self, trainer, pl_module):
