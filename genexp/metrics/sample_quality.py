@@ -93,8 +93,12 @@ def code_information(q: torch.Tensor) -> float:
     H(mean_x q) - mean_x H(q) (the mutual information a categorical clustering aims at, e.g. RIM, Krause
     et al. 2010). log K for confident codes used equally, 0 when q ignores x. No labels are involved."""
     q = q.double()
-    entropy = lambda p: -(p * p.clamp_min(1e-30).log()).sum(-1)  # noqa: E731 (0 log 0 = 0)
-    return float(entropy(q.mean(0)) - entropy(q).mean())
+    return float(_entropy(q.mean(0)) - _entropy(q).mean())
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the distributions along the last axis, with 0 log 0 = 0."""
+    return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 
 def within_class_diversity(
