@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import hydra  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from genexp.callbacks import CodePurity  # noqa: E402
 from genexp.ckpt import build_model, load_checkpoint  # noqa: E402
@@ -40,21 +41,6 @@ def rebuild(ckpt: Path):
         if k not in ("defaults", "_target_"):
             hparams.setdefault(k, v)
     return build_model(ckpt, checkpoint, GenexpModule)
-
-
-def ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    for r, i in enumerate(order):
-        out[i] = float(r)
-    return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Rank correlation (no ties expected among continuous scores)."""
-    ra, rb = torch.tensor(ranks(a)), torch.tensor(ranks(b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
 
 
 def main() -> int:
@@ -87,7 +73,7 @@ def main() -> int:
     if len(rows) < 3:
         print("fewer than 3 InfoGAN runs on MNIST: nothing to correlate")
         return 1
-    rho = spearman([r[2] for r in rows], [r[4] for r in rows])
+    rho = float(spearmanr([r[2] for r in rows], [r[4] for r in rows]).statistic)
     lines = [
         "# InfoGAN: the label-free val/code_mi against the test error of the categorical code",
         "",
