@@ -160,6 +160,9 @@ def run(cfg: DictConfig) -> float | None:
         collect()
         if cfg.get("test", True):
             trainer.test(model, datamodule=datamodule, verbose=False)
+            if cfg.get("test_ckpt", "last") == "best":
+                collect()
+                _test_best(trainer, model, datamodule, metrics)
         status = "finished"
     except Diverged as e:
         status, reason = "diverged", str(e)
@@ -182,6 +185,22 @@ def run(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         log.info("%s", summary_block(run_dir, status, model, metrics, time.time() - start, loggers))
     return value
+
+
+def _test_best(trainer: pl.Trainer, model, datamodule, metrics: dict) -> None:
+    """test_ckpt=best: the final weights' test metrics are kept as `last/test/...`; the test runs again on
+    best.ckpt (the checkpoint with the best validation metric: early stopping chosen on validation data),
+    whose metrics are the run's `test/...`, with `test/ckpt_epoch` the epoch it was saved at (0-based).
+    Without a best.ckpt (no validation metric ranked yet) the final weights stay the tested ones."""
+    metrics.update({f"last/{k}": v for k, v in list(metrics.items()) if k.startswith("test/")})
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    if not path:
+        log.warning("test_ckpt=best: no best.ckpt was ranked; the final weights are the tested ones")
+        return
+    epoch = torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+    trainer.test(model, datamodule=datamodule, ckpt_path=path, verbose=False)
+    metrics["test/ckpt_epoch"] = epoch
 
 
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

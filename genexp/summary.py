@@ -131,7 +131,7 @@ def summarize(runs: list[dict], metrics: list[str] | None = None) -> dict:
     """Group the runs; mean / sample std / n of each metric (and of wall_time_s) over finished jobs."""
     done = [r for r in runs if r["status"] == "finished"]
     if metrics is None:
-        metrics = sorted({k for r in done for k in r["metrics"] if k.startswith(("test/", "val/"))})
+        metrics = sorted({k for r in done for k in r["metrics"] if k.startswith(("test/", "val/", "last/test/"))})
     groups: dict[str, dict] = {}
     for r in runs:
         g = groups.setdefault(r["group"], {"label": r["group"], "overrides": group_overrides(r["overrides"])})

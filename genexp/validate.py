@@ -34,6 +34,7 @@ from pytorch_lightning.accelerators import AcceleratorRegistry
 from genexp import GenexpError
 
 SEED_MAX = 2**32 - 1  # pl.seed_everything's range: [0, 2**32 - 1]
+TEST_CKPTS = ("last", "best")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 # Lightning 2.x precision values (lightning_fabric.connector._PRECISION_INPUT), used if that moves
 _PRECISIONS = (
@@ -241,6 +242,8 @@ def check_config(cfg, run_dir: str | os.PathLike | None = None) -> None:
         choice("matmul_precision", v, MATMUL_PRECISIONS)
     if (v := _get(cfg, "test", absent)) is not absent:
         flag("test", v)
+    if (v := _get(cfg, "test_ckpt", absent)) is not absent:
+        choice("test_ckpt", v, TEST_CKPTS)
     # (ckpt_path: genexp.ckpt.resolve_ckpt_path checks it, with the checkpoint's contents)
 
     # the trainer

@@ -36,3 +36,17 @@ class DumpWeights(pl.Callback):
     def on_fit_end(self, trainer, pl_module):
         state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
         torch.save(state, f"{trainer.default_root_dir}/weights_rank{trainer.global_rank}.pt")
+
+
+class SpoilAt(pl.Callback):
+    """Zeroes every parameter at the start of epoch `epoch` (finite, unlike NaNAt; a ReLU net stays dead):
+    the later epochs' validation scores at chance, below the earlier ones'."""
+
+    def __init__(self, epoch: int = 2):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.zero_()

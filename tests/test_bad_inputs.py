@@ -377,6 +377,12 @@ CASES = [
         error=r"^matmul_precision='low': must be one of highest, high, medium$",
         pending=CFG,
     ),
+    case(
+        "test-ckpt",
+        "test_ckpt=worst",
+        error=r"^test_ckpt='worst': must be one of last, best$",
+        pending=CFG,
+    ),
     case("ckpt-missing", "ckpt_path={tmp}/nope.ckpt", error=r"^ckpt_path=.*/nope\.ckpt: ", cli_only=True),
     case(
         "run-dir-under-a-file",

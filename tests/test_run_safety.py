@@ -76,3 +76,27 @@ def test_metrics_json_is_strict_json(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
     assert (ROOT / "conf").is_dir()
+
+
+def test_test_ckpt_best_scores_the_best_checkpoint_and_keeps_the_last_weights_scores(tmp_path):
+    """test_ckpt=best: test/... are best.ckpt's scores (re-scored here by `genexp evaluate`), last/test/...
+    the final weights'; the weights are zeroed at the last epoch, so the two differ (the real MNIST: a
+    classifier learns something in 2 batches)."""
+    from genexp.evaluate import evaluate
+
+    out = run_genexp(
+        "model=classifier",
+        *FAST[1:],
+        "trainer.max_epochs=3",
+        "trainer.limit_test_batches=1.0",  # the whole test set, as `genexp evaluate` scores it
+        "test_ckpt=best",
+        "+callbacks.spoil._target_=tests.inject.SpoilAt",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = _status(tmp_path)
+    assert m["status"] == "finished" and m["test/ckpt_epoch"] < 2
+    best = evaluate(tmp_path / "checkpoints" / "best.ckpt", [], tmp_path / "best")
+    last = evaluate(tmp_path / "checkpoints" / "last.ckpt", [], tmp_path / "last")
+    assert best["test/acc"] == pytest.approx(m["test/acc"]) and last["test/acc"] == pytest.approx(m["last/test/acc"])
+    assert m["test/acc"] > m["last/test/acc"]
