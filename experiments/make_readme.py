@@ -157,6 +157,7 @@ COPIED = {
     "gpu_epochs": ("experiments/gpu/results/epochs.md", "experiments/gpu/run.sh"),
     "ssgan": ("experiments/ssgan/table.md", "experiments/ssgan/table.py"),
     "ssgan_vs_baseline": ("experiments/ssgan/vs_baseline.md", "experiments/ssgan/table.py"),
+    "ssgan_vs_baseline_best": ("experiments/ssgan/vs_baseline_best.md", "experiments/ssgan/table.py"),
     "likelihood": ("experiments/likelihood/results.md", "experiments/likelihood/table.py"),
     "fashion": ("experiments/fashion_mnist/table.md", "experiments/fashion_mnist/table.py"),
     "pixelcnn_sampling": ("experiments/pixelcnn_mnist/sampling.md", "experiments/pixelcnn_mnist/sampling.py"),
