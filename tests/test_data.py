@@ -268,7 +268,7 @@ def test_batches_shuffle_per_epoch_and_cover_the_split(mnist_dm):
 
 
 def test_ranks_get_disjoint_equal_shards():
-    from genexp.data.datamodule import BatchLoader
+    from genexp.data.loader import BatchLoader
 
     x, y = torch.arange(1000).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8), torch.arange(1000)
     shards = [

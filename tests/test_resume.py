@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from genexp.data import FakeDataModule
-from genexp.data.datamodule import BatchLoader
+from genexp.data.loader import BatchLoader
 from genexp.rng import _pack, _unpack, rng_state, set_rng_state
 from tests import zygote
 from tests.conftest import MODELS, ROOT, compose_config, fake_data, run_genexp
