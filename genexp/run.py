@@ -240,6 +240,9 @@ def summary_block(run_dir: Path, status: str, model, metrics: dict, seconds: flo
         f"  {model.val_metric:<18} {'n/a' if value is None else f'{value:.5g}'} (validation, {better} is better)",
     ]
     lines += [f"  {k:<18} {metrics[k]:.5g}" for k in HEADLINE if metrics.get(k) is not None]
+    if metrics.get("test/ckpt_epoch") is not None:  # test_ckpt=best
+        epoch = metrics["test/ckpt_epoch"]
+        lines.append(f"  tested             best.ckpt (epoch {epoch:.0f}); the final weights' scores: last/test/...")
     grids = sorted((run_dir / "samples").glob("epoch_*.png"))
     if grids:
         lines.append(f"  samples            {grids[-1]}")

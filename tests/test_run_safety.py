@@ -96,6 +96,7 @@ def test_test_ckpt_best_scores_the_best_checkpoint_and_keeps_the_last_weights_sc
     assert out.returncode == 0, out.stderr[-3000:]
     m = _status(tmp_path)
     assert m["status"] == "finished" and m["test/ckpt_epoch"] < 2
+    assert f"tested             best.ckpt (epoch {m['test/ckpt_epoch']})" in out.stderr + out.stdout
     best = evaluate(tmp_path / "checkpoints" / "best.ckpt", [], tmp_path / "best")
     last = evaluate(tmp_path / "checkpoints" / "last.ckpt", [], tmp_path / "last")
     assert best["test/acc"] == pytest.approx(m["test/acc"]) and last["test/acc"] == pytest.approx(m["last/test/acc"])
