@@ -198,7 +198,7 @@ def _test_best(trainer: pl.Trainer, model, datamodule, metrics: dict) -> None:
     if not path:
         log.warning("test_ckpt=best: no best.ckpt was ranked; the final weights are the tested ones")
         return
-    epoch = torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+    epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]  # not read whole
     trainer.test(model, datamodule=datamodule, ckpt_path=path, verbose=False)
     metrics["test/ckpt_epoch"] = epoch
 

@@ -9,6 +9,8 @@ import torch
 class NaNAt(pl.Callback):
     """Sets every parameter to NaN at the start of epoch `epoch` (after the earlier epochs' checkpoints)."""
 
+    value = float("nan")
+
     def __init__(self, epoch: int = 2):
         self.epoch = epoch
 
@@ -16,7 +18,7 @@ class NaNAt(pl.Callback):
         if trainer.current_epoch == self.epoch:
             with torch.no_grad():
                 for p in pl_module.parameters():
-                    p.fill_(float("nan"))
+                    p.fill_(self.value)
 
 
 class CrashAt(pl.Callback):
@@ -38,15 +40,8 @@ class DumpWeights(pl.Callback):
         torch.save(state, f"{trainer.default_root_dir}/weights_rank{trainer.global_rank}.pt")
 
 
-class SpoilAt(pl.Callback):
+class SpoilAt(NaNAt):
     """Zeroes every parameter at the start of epoch `epoch` (finite, unlike NaNAt; a ReLU net stays dead):
     the later epochs' validation scores at chance, below the earlier ones'."""
 
-    def __init__(self, epoch: int = 2):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            with torch.no_grad():
-                for p in pl_module.parameters():
-                    p.zero_()
+    value = 0.0
