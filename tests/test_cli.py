@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from genexp.models.base import GenerativeModule
 from tests.conftest import MODELS, REAL_DATA, ROOT, choices, compose_config, data_kind, run_genexp
+from tests.test_readme_commands import check_quiet, check_run_dir
 from tests.wandb_records import logged, records
 
 pytestmark = pytest.mark.slow
@@ -73,13 +74,16 @@ def test_corrupted_file_one_line(mnist_root, tmp_path):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_smoke_run_leaves_artifacts(model, tmp_path):
-    """On the real MNIST (a sequence model: the Bach chorales, whose cache is built once in ./data), with
-    the default W&B logger (offline)."""
+    """The README's `python -m genexp model=<model>` (tests/test_readme_commands.py leaves these commands
+    to this test), with `trainer=smoke`: the model's default data, real (MNIST; a sequence model: the Bach
+    chorales, whose cache is built once in ./data), and the default W&B logger (offline). A quiet console,
+    the summary block last, and what the README's run-dir listing promises."""
     run, kind = tmp_path / "run", data_kind(model)
-    out = run_genexp(
-        f"model={model}", f"data={REAL_DATA[kind]}", "trainer=smoke", "logger=wandb", f"hydra.run.dir={run}"
-    )
+    out = run_genexp(f"model={model}", "trainer=smoke", f"hydra.run.dir={run}")
     assert out.returncode == 0, out.stderr[-3000:]
+    assert compose_config(f"model={model}").data._target_ == compose_config(f"data={REAL_DATA[kind]}").data._target_
+    check_quiet(out)
+    check_run_dir(run)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["wall_time_s"] > 0 and "torch" in metrics["versions"]
     assert any(k.startswith("test/") for k in metrics), metrics

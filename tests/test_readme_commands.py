@@ -2,7 +2,9 @@
 blocks is run as written, plus `debug=smoke data=fake` (a few batches of fake digits), in a fresh
 working directory, and must leave what the README promises. Commands that need hardware this machine
 lacks (a GPU, more than 2 devices, a SLURM cluster) are composed with `--cfg all` instead of run, so a
-typo in them still fails. A command added to the README is picked up with no edit here.
+typo in them still fails. A command added to the README is picked up with no edit here. A plain
+`python -m genexp model=<m>` is the one exception: the smoke test of tests/test_cli.py runs exactly it
+for every model (on the real data, with these checks), so it is not run a second time here.
 
 Placeholders: `outputs/<model>/<run>` is a smoke run of that model made first, `outputs/multirun/<date_time>`
 a smoke sweep; `-> FILE` in a command's comment names the file it must write.
@@ -21,7 +23,7 @@ import pytest
 import yaml
 
 from tests import zygote
-from tests.conftest import ROOT, fake_data
+from tests.conftest import MODELS, ROOT, fake_data
 
 pytestmark = pytest.mark.slow
 
@@ -150,13 +152,23 @@ def expected_jobs(args: list[str]) -> int:
     return n
 
 
-COMMANDS = readme_commands()
+ALL_COMMANDS = readme_commands()
+MODEL_COMMAND = re.compile(r"python -m genexp model=(\w+)")
+# `python -m genexp model=<model>` alone: tests/test_cli.py::test_smoke_run_leaves_artifacts runs exactly
+# that for every model (+ trainer=smoke, on the real data), with the checks below; not run twice
+COMMANDS = [(c, comment) for c, comment in ALL_COMMANDS if not MODEL_COMMAND.fullmatch(c)]
 
 
 def test_the_readme_has_commands_of_every_kind():
-    kinds = {c.split()[0] if c.startswith("genexp") else " ".join(c.split()[:3]) for c, _ in COMMANDS}
+    kinds = {c.split()[0] if c.startswith("genexp") else " ".join(c.split()[:3]) for c, _ in ALL_COMMANDS}
     assert {"python -m genexp", "genexp", "python3 dev.py run"} <= kinds, kinds
-    assert len(COMMANDS) >= 20
+    assert len(ALL_COMMANDS) >= 20
+
+
+def test_the_readme_model_commands_are_the_smoke_tests_runs():
+    """Each plain `python -m genexp model=<m>` names a model of conf/model/, which the smoke test runs."""
+    named = [MODEL_COMMAND.fullmatch(c).group(1) for c, _ in ALL_COMMANDS if MODEL_COMMAND.fullmatch(c)]
+    assert named and set(named) <= set(MODELS), sorted(set(named) - set(MODELS))
 
 
 @pytest.mark.parametrize("command, comment", COMMANDS, ids=[c for c, _ in COMMANDS])
