@@ -12,10 +12,9 @@ the same flags. Bad input is one line `genexp <sub>: error: ...`, exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from genexp import __main__ as entry
-from genexp import evaluate, loglik, sample, summary
 from genexp.cliutil import fail
 
 COMMANDS = {
@@ -28,6 +27,8 @@ COMMANDS = {
 
 
 def _train(argv: list[str]) -> int:
+    from genexp import __main__ as entry
+
     old = sys.argv
     sys.argv = [old[0] if old and old[0] else "genexp", *argv]  # Hydra reads its overrides from sys.argv
     try:
@@ -37,24 +38,18 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-def _sample(argv: list[str]) -> int:
-    sample.main(argv, prog="genexp sample")
-    return 0
+def _tool(name: str):
+    """Subcommand `name`: its module's main, imported when called (`genexp summary` and `genexp --help`
+    then start without torch: a fraction of a second instead of seconds)."""
+
+    def call(argv: list[str]) -> int:
+        code = importlib.import_module(f"genexp.{name}").main(argv, prog=f"genexp {name}")
+        return 0 if code is None else code
+
+    return call
 
 
-def _loglik(argv: list[str]) -> int:
-    return loglik.main(argv, prog="genexp loglik")
-
-
-def _evaluate(argv: list[str]) -> int:
-    return evaluate.main(argv, prog="genexp evaluate")
-
-
-def _summary(argv: list[str]) -> int:
-    return summary.main(argv, prog="genexp summary")
-
-
-DISPATCH = {"train": _train, "sample": _sample, "loglik": _loglik, "evaluate": _evaluate, "summary": _summary}
+DISPATCH = {"train": _train, **{name: _tool(name) for name in ("sample", "loglik", "evaluate", "summary")}}
 
 
 def _usage() -> str:

@@ -8,11 +8,9 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
-
-import pytorch_lightning as pl
-import torch
 
 import genexp
 
@@ -37,8 +35,11 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def strict(obj):
-    """NaN and infinities -> None (strict JSON), tensors -> numbers, recursively."""
-    if isinstance(obj, torch.Tensor):
+    """NaN and infinities -> None (strict JSON), tensors -> numbers, recursively. torch is not imported
+    here: `genexp summary` and the table scripts start in a fraction of a second without it, and a tensor
+    exists only where torch is already loaded."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
         obj = obj.item() if obj.numel() == 1 else obj.tolist()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -69,6 +70,9 @@ def git_state() -> dict:
 
 
 def versions() -> dict:
+    import pytorch_lightning as pl
+    import torch
+
     return {
         "genexp": genexp.__version__,
         "torch": torch.__version__,
