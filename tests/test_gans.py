@@ -211,6 +211,8 @@ def test_code_purity_maps_codes_to_digits_by_majority(fake_dm, mode, monkeypatch
         lost = 9 if (y_tr == 4).sum() >= (y_tr == 9).sum() else 4
         assert logged["codes_used"] == 9 and logged["digits_coded"] == 9
         assert logged["code_error"] == pytest.approx(float((y_te == lost).float().mean()))
+        first = CodePurity(n_train=len(x_tr), n_eval=25).score(model, fake_dm, "test")  # debug=smoke's cut
+        assert first["code_error"] == pytest.approx(float((y_te[:25] == lost).float().mean()))
     else:
         assert logged["code_error"] == 0.0 and logged["code_purity"] == 1.0
         assert logged["codes_used"] == 10 and logged["digits_coded"] == 10

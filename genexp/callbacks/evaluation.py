@@ -110,10 +110,11 @@ class CodePurity(pl.Callback):
     images, which uses no label: a choice between runs may look at it); at test end the test split:
     `test/code_error` (Chen et al. 2016 report 5% on MNIST), `test/code_mi`, `test/code_purity` (the map's
     accuracy on those training images), `test/codes_used` and `test/digits_coded` (digits some code maps to:
-    10 when the code separates them, 9 when two digits share their codes)."""
+    10 when the code separates them, 9 when two digits share their codes). `n_eval`: the first images
+    of the scored split only (None: all of it; debug=smoke scores a few)."""
 
-    def __init__(self, n_train: int = 10000, batch_size: int = 1000):
-        self.n_train, self.batch_size = n_train, batch_size
+    def __init__(self, n_train: int = 10000, batch_size: int = 1000, n_eval: int | None = None):
+        self.n_train, self.batch_size, self.n_eval = n_train, batch_size, n_eval
 
     @torch.no_grad()
     def _posterior(self, pl_module, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +124,7 @@ class CodePurity(pl.Callback):
     def score(self, pl_module, dm, split: str) -> dict[str, float]:
         (x_tr, y_tr), (x_ev, y_ev) = dm.split_tensors("train"), dm.split_tensors(split)
         y_tr, y_ev = (y.argmax(1) if y.ndim == 2 else y for y in (y_tr.cpu(), y_ev.cpu()))
+        x_ev, y_ev = x_ev[: self.n_eval], y_ev[: self.n_eval]
         q_ev = self._posterior(pl_module, x_ev)
         c_tr, c_ev = self._posterior(pl_module, x_tr[: self.n_train]).argmax(1), q_ev.argmax(1)
         counts = torch.zeros(q_ev.shape[1], int(y_tr.max()) + 1, dtype=torch.long)
