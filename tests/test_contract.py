@@ -1,5 +1,6 @@
 """The contract every model keeps, checked for each conf/model/*.yaml by glob: a new model config is
-covered with no test edit. Fast tier: fake data, in-process runs of the real recipe (genexp.run)."""
+covered with no test edit. In-process runs of the real recipe (genexp.run): on fake data in the fast tier,
+on a slice of Fashion-MNIST in the slow one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from genexp.models.base import GenerativeModule, GenexpModule
 from genexp.run import run
-from tests.conftest import MODELS, SMOKE_DATA, build_model, compose_config, data_kind, fake_data, model_class
+from tests.conftest import FAKE_DATA, MODELS, SMOKE_DATA, build_model, compose_config, data_kind, fake_data, model_class
 
 _cls = model_class
 
@@ -56,9 +57,16 @@ def test_sample_shape_range_and_determinism(model):
 # batches of 16, evaluation on 100 images; the official files from the Debian package
 # dataset-fashion-mnist, .ci/run): tests.conftest.SMOKE_DATA
 DATA = {(m, d): extra for m in MODELS for d, extra in SMOKE_DATA[data_kind(m)].items()}
+REAL = {d for kinds in SMOKE_DATA.values() for d in kinds} - set(FAKE_DATA.values())
 
 
-@pytest.fixture(scope="module", params=sorted(DATA, key=lambda p: p[::-1]), ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[  # the real dataset's runs in the slow tier (the marker's meaning), the fake data's in the fast one
+        pytest.param(p, id=f"{p[0]}-{p[1]}", marks=[pytest.mark.slow] if p[1] in REAL else [])
+        for p in sorted(DATA, key=lambda p: p[::-1])
+    ],
+)
 def smoke_run(request, tmp_path_factory):
     """One in-process `python -m genexp model=<m> data=<d> trainer=smoke logger=csv`, shared by the
     checks below (the same recipe the CLI runs: data, model, every evaluation callback, fit, test)."""

@@ -79,10 +79,14 @@ def program(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """argv in cwd; `python -m genexp` through the warm server (tests.zygote), the others as they are."""
+    """argv in cwd; `python -m genexp` and the `genexp` console script (`genexp.cli:main`, as `python -m
+    genexp.cli`; tests/test_tools_cli.py runs the script itself) through the warm server (tests.zygote),
+    the others as they are."""
     env = zygote.cli_env()
     if argv[:3] == [sys.executable, "-m", "genexp"]:
         return zygote.run("genexp", argv[3:], cwd=cwd, env=env, timeout=900)
+    if argv[0] == str(Path(sys.executable).with_name("genexp")):
+        return zygote.run("genexp.cli", argv[1:], cwd=cwd, env=env, timeout=900)
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
 
 
