@@ -25,7 +25,8 @@ import torch
 from omegaconf import OmegaConf
 
 from genexp import GenexpError
-from genexp.ckpt import build_model, check_class, load_checkpoint
+from genexp.ckpt import check_class, load_checkpoint
+from genexp.ckpt_fit import build_model
 from genexp.models.base import GenexpModule
 from genexp.record import write_json
 

@@ -28,7 +28,8 @@ import hydra
 from omegaconf import OmegaConf
 
 from genexp import GenexpError
-from genexp.ckpt import build_model, load_checkpoint, local_checkpoint_path
+from genexp.ckpt import load_checkpoint, local_checkpoint_path
+from genexp.ckpt_fit import build_model
 from genexp.cliutil import Parser, error_name, positive_int, refuse_key_value
 from genexp.data import MNISTDataModule
 from genexp.metrics import likelihood

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from genexp.callbacks.guard import Diverged, DivergenceGuard
-from genexp.ckpt import check_compatible, load_checkpoint, resolve_ckpt_path
+from genexp.ckpt import load_checkpoint, resolve_ckpt_path
+from genexp.ckpt_fit import check_compatible
 from genexp.loggers import CSVLogger as AppendingCSVLogger  # keeps the history across a resume
 from genexp.record import git_state, versions, write_json
 from genexp.validate import check_config

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from genexp import GenexpError
-from genexp.ckpt import atomic_write, build_model, load_checkpoint, local_checkpoint_path
+from genexp.ckpt import atomic_write, load_checkpoint, local_checkpoint_path
+from genexp.ckpt_fit import build_model
 from genexp.cliutil import Parser, error_name, positive_int, refuse_key_value
 from genexp.models.base import GenerativeModule
 

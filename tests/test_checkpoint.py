@@ -27,7 +27,8 @@ from omegaconf import OmegaConf
 
 from genexp import GenexpError
 from genexp.callbacks import Checkpoint
-from genexp.ckpt import AtomicCheckpointIO, check_compatible, load_checkpoint, resolve_ckpt_path
+from genexp.ckpt import AtomicCheckpointIO, load_checkpoint, resolve_ckpt_path
+from genexp.ckpt_fit import check_compatible
 from genexp.evaluate import main as evaluate_main
 from genexp.models.rbm import RBM
 from genexp.sample import main as sample_main

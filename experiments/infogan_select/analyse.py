@@ -26,7 +26,8 @@ from omegaconf import OmegaConf  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from genexp.callbacks import CodePurity  # noqa: E402
-from genexp.ckpt import build_model, load_checkpoint  # noqa: E402
+from genexp.ckpt import load_checkpoint  # noqa
+from genexp.ckpt_fit import build_model  # noqa: E402
 from genexp.models.base import GenexpModule  # noqa: E402
 from genexp.record import write_atomic  # noqa: E402
 

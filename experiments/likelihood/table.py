@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genexp.ckpt import build_model, load_checkpoint  # noqa: E402
+from genexp.ckpt import load_checkpoint  # noqa
+from genexp.ckpt_fit import build_model  # noqa: E402
 from genexp.loglik import datamodule  # noqa: E402
 from genexp.metrics import likelihood  # noqa: E402
 from genexp.models.base import GenexpModule  # noqa: E402

@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genexp.ckpt import build_model, load_checkpoint  # noqa: E402
+from genexp.ckpt import load_checkpoint  # noqa
+from genexp.ckpt_fit import build_model  # noqa: E402
 from genexp.models.pixelcnn import PixelCNN  # noqa: E402
 from genexp.record import git_state, write_atomic, write_json  # noqa: E402
 
