@@ -57,13 +57,12 @@ def test_sample_shape_range_and_determinism(model):
 # batches of 16, evaluation on 100 images; the official files from the Debian package
 # dataset-fashion-mnist, .ci/run): tests.conftest.SMOKE_DATA
 DATA = {(m, d): extra for m in MODELS for d, extra in SMOKE_DATA[data_kind(m)].items()}
-REAL = {d for kinds in SMOKE_DATA.values() for d in kinds} - set(FAKE_DATA.values())
 
 
 @pytest.fixture(
     scope="module",
     params=[  # the real dataset's runs in the slow tier (the marker's meaning), the fake data's in the fast one
-        pytest.param(p, id=f"{p[0]}-{p[1]}", marks=[pytest.mark.slow] if p[1] in REAL else [])
+        pytest.param(p, id=f"{p[0]}-{p[1]}", marks=[] if p[1] in FAKE_DATA.values() else [pytest.mark.slow])
         for p in sorted(DATA, key=lambda p: p[::-1])
     ],
 )
